@@ -1,0 +1,3 @@
+from .complexity import paper_complexity
+
+__all__ = ['paper_complexity']

@@ -1,0 +1,6 @@
+from ..registry import register
+from .digits import SklearnDigits
+
+register('DATASETS', codebases=('mmpretrain', ))(SklearnDigits)
+
+__all__ = ['SklearnDigits']

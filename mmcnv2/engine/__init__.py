@@ -1,0 +1,6 @@
+from ..registry import register
+from .hooks import SparsifyHook
+
+register('HOOKS')(SparsifyHook)
+
+__all__ = ['SparsifyHook']

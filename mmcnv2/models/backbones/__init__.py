@@ -1,0 +1,3 @@
+from .condensenet_v2 import CondenseNetV2
+
+__all__ = ['CondenseNetV2']

@@ -1,0 +1,283 @@
+"""CondenseNetV2 (Yang et al., "CondenseNet V2: Sparse Feature Reactivation
+for Deep Networks", CVPR 2021), exact to the authors' release."""
+import copy
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_activation_layer, build_conv_layer, build_norm_layer
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..layers import LearnedGroupConv, SparseConvBase, SparseFeatureReactivation, SqueezeExcitation
+
+
+class PreActConv(nn.Module):
+    """``norm -> act -> conv`` (DenseNet pre-activation order)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, groups, conv_cfg, norm_cfg, act_cfg):
+        super().__init__()
+        self.norm = build_norm_layer(norm_cfg, in_channels)[1]
+        self.act = build_activation_layer(act_cfg)
+        self.conv = build_conv_layer(conv_cfg, in_channels, out_channels, kernel_size,
+                                     padding=kernel_size // 2, groups=groups, bias=False)
+
+    def forward(self, x):
+        return self.conv(self.act(self.norm(x)))
+
+
+class SFRDenseLayer(nn.Module):
+    """The dense layer of CondenseNetV2 (paper Fig. 4, right).
+
+    ``new = SE(GConv3x3(LGC1x1(x)))``; ``out = cat([SFR(new) + x, new])``: the
+    reactivated old features first, the ``growth_rate`` new ones last.
+    """
+
+    def __init__(self, in_channels, growth_rate, bottleneck, condense_factor, sparse_factor,
+                 groups, with_se, conv_cfg, norm_cfg, act_cfg, deploy=False, with_cp=False):
+        super().__init__()
+        mid = bottleneck * growth_rate
+        self.with_cp = with_cp
+        self.conv1 = LearnedGroupConv(in_channels, mid, condense_factor, groups,
+                                      norm_cfg=norm_cfg, act_cfg=act_cfg, deploy=deploy)
+        self.conv2 = PreActConv(mid, growth_rate, 3, groups, conv_cfg, norm_cfg, act_cfg)
+        self.se = SqueezeExcitation(growth_rate, reduction=1) if with_se else None
+        self.sfr = SparseFeatureReactivation(growth_rate, in_channels, sparse_factor, groups,
+                                             norm_cfg=norm_cfg, act_cfg=act_cfg, deploy=deploy)
+
+    def _forward(self, x):
+        new = self.conv2(self.conv1(x))
+        if self.se is not None:
+            new = self.se(new)
+        return torch.cat([self.sfr(new, x), new], dim=1)
+
+    def forward(self, x):
+        if self.with_cp and x.requires_grad:
+            return cp.checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
+
+
+class DenseStage(nn.Module):
+    """A dense block, preceded by a 2x2 average pool except for the first one."""
+
+    def __init__(self, layers, downsample):
+        super().__init__()
+        self.pool = nn.AvgPool2d(2, 2) if downsample else nn.Identity()
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.layers(self.pool(x))
+
+
+class CondenseNetV2(BaseModule):
+    """CondenseNetV2 backbone.
+
+    A stem convolution followed by dense blocks of :class:`SFRDenseLayer`
+    (learned group convolution, group convolution, optional SE, sparse
+    feature reactivation) separated by 2x2 average pools. Stage ``i`` is dense
+    block ``i``; the ImageNet archs have five stages at strides 2, 4, 8, 16,
+    32, the CIFAR archs three at strides 1, 2, 4. The last stage ends with the
+    release's ``BN -> ReLU``. Module and buffer names follow the release so
+    that :mod:`mmcnv2.checkpoint.official` maps its checkpoints one to one.
+
+    The ImageNet archs are Table 2 of the paper. The CIFAR archs are a
+    reading of Sec. 4.3 (no depths are published): three blocks of ``d``
+    layers with growth 8-16-32, ``C = S = G = 4``, no SE / h-swish, and
+    ``d = 12`` (``cifar110``) / ``16`` (``cifar146``) so that a dense layer
+    counts as three convolutions: depth ``= 9d + 2``.
+
+    Args:
+        arch (str | dict): ``'a'``, ``'b'``, ``'c'``, ``'cifar110'``,
+            ``'cifar146'`` or a dict with the keys of :attr:`arch_settings`.
+        in_channels (int): Input image channels. Defaults to 3.
+        out_indices (Sequence[int]): Stages to output. Defaults to the last.
+        frozen_stages (int): Freeze the stem (``>= 0``) and the first
+            ``frozen_stages`` stages; -1 freezes nothing. Defaults to -1.
+        deploy (bool): Build condensed (deploy-form) sparse layers directly.
+        conv_cfg (dict, optional): Config of the plain convolutions.
+        norm_cfg (dict): Norm config. Defaults to ``dict(type='BN')``.
+        norm_eval (bool): Keep norm layers in eval mode when training.
+        with_cp (bool): Gradient checkpointing per dense layer.
+        init_cfg (dict | list[dict], optional): Initialization config; when
+            None the release's init is used (kaiming fan-out convs, BN 1/0).
+
+    Example:
+        >>> import torch
+        >>> from mmcnv2.models import CondenseNetV2
+        >>> model = CondenseNetV2('a', out_indices=(1, 2, 3, 4)).eval()
+        >>> for out in model(torch.randn(1, 3, 224, 224)):
+        ...     print(tuple(out.shape))
+        (1, 32, 56, 56)
+        (1, 96, 28, 28)
+        (1, 288, 14, 14)
+        (1, 800, 7, 7)
+    """
+
+    arch_settings = {
+        'a': dict(depths=(1, 1, 4, 6, 8), growth_rates=(8, 8, 16, 32, 64), condense_factor=8,
+                  sparse_factor=8, groups=8, bottleneck=4, stem_stride=2, hswish_from=2,
+                  se_from=3),
+        'b': dict(depths=(2, 4, 6, 8, 6), growth_rates=(6, 12, 24, 48, 96), condense_factor=6,
+                  sparse_factor=6, groups=6, bottleneck=4, stem_stride=2, hswish_from=2,
+                  se_from=3),
+        'c': dict(depths=(4, 6, 8, 10, 8), growth_rates=(8, 16, 32, 64, 128), condense_factor=8,
+                  sparse_factor=8, groups=8, bottleneck=4, stem_stride=2, hswish_from=2,
+                  se_from=3),
+        'cifar110': dict(depths=(12, 12, 12), growth_rates=(8, 16, 32), condense_factor=4,
+                         sparse_factor=4, groups=4, bottleneck=4, stem_stride=1, hswish_from=3,
+                         se_from=3),
+        'cifar146': dict(depths=(16, 16, 16), growth_rates=(8, 16, 32), condense_factor=4,
+                         sparse_factor=4, groups=4, bottleneck=4, stem_stride=1, hswish_from=3,
+                         se_from=3),
+    }
+
+    def __init__(self,
+                 arch='a',
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (-1, ),
+                 frozen_stages: int = -1,
+                 deploy: bool = False,
+                 conv_cfg=None,
+                 norm_cfg=dict(type='BN'),
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.arch = self._parse_arch(arch)
+        arch = self.arch
+        num_stages = len(arch['depths'])
+        if isinstance(out_indices, int):
+            out_indices = (out_indices, )
+        if not isinstance(out_indices, Sequence) or not out_indices:
+            raise ValueError(f'out_indices must be a non-empty sequence of ints in '
+                             f'[{-num_stages}, {num_stages - 1}], got {out_indices!r}')
+        indices = []
+        for index in out_indices:
+            if not isinstance(index, int) or not -num_stages <= index < num_stages:
+                raise ValueError(f'out_indices must be ints in [{-num_stages}, '
+                                 f'{num_stages - 1}], got {out_indices!r}')
+            indices.append(index % num_stages)
+        if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= num_stages:
+            raise ValueError(f'frozen_stages must be an int in [-1, {num_stages}], '
+                             f'got {frozen_stages!r}')
+        self.out_indices = tuple(indices)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+        self.deploy = deploy
+
+        channels = 2 * arch['growth_rates'][0]
+        self.stem = build_conv_layer(conv_cfg, in_channels, channels, 3,
+                                     stride=arch['stem_stride'], padding=1, bias=False)
+        self.stages = nn.ModuleList()
+        stage_channels = []
+        for i, (depth, growth) in enumerate(zip(arch['depths'], arch['growth_rates'])):
+            act_cfg = dict(type='HSwish') if i >= arch['hswish_from'] else dict(type='ReLU')
+            layers = []
+            for _ in range(depth):
+                layers.append(
+                    SFRDenseLayer(channels, growth, arch['bottleneck'], arch['condense_factor'],
+                                  arch['sparse_factor'], arch['groups'], i >= arch['se_from'],
+                                  conv_cfg, norm_cfg, act_cfg, deploy=deploy, with_cp=with_cp))
+                channels += growth
+            self.stages.append(DenseStage(layers, downsample=i > 0))
+            stage_channels.append(channels)
+        self.norm_last = build_norm_layer(norm_cfg, channels)[1]
+        self.act_last = nn.ReLU(inplace=True)
+        #: Channels of every stage's output, indexed by stage.
+        self.out_channels = tuple(stage_channels)
+        self._freeze_stages()
+
+    def _parse_arch(self, arch):
+        if isinstance(arch, str):
+            if arch.lower() not in self.arch_settings:
+                raise ValueError(f'arch must be one of {sorted(self.arch_settings)} or a dict, '
+                                 f'got {arch!r}')
+            return copy.deepcopy(self.arch_settings[arch.lower()])
+        if not isinstance(arch, dict):
+            raise ValueError(f'arch must be one of {sorted(self.arch_settings)} or a dict, '
+                             f'got {type(arch).__name__}')
+        required = set(self.arch_settings['a'])
+        missing, unknown = required - set(arch), set(arch) - required
+        if missing or unknown:
+            raise ValueError(f'a custom arch dict needs exactly the keys {sorted(required)}; '
+                             f'missing {sorted(missing)}, unknown {sorted(unknown)}')
+        arch = copy.deepcopy(dict(arch))
+        if len(arch['depths']) != len(arch['growth_rates']) or not arch['depths']:
+            raise ValueError('arch depths and growth_rates must be non-empty and of equal length, '
+                             f"got {arch['depths']} and {arch['growth_rates']}")
+        arch['depths'], arch['growth_rates'] = tuple(arch['depths']), tuple(arch['growth_rates'])
+        return arch
+
+    @property
+    def stage_strides(self):
+        """Stride of every stage's output relative to the input."""
+        s = self.arch['stem_stride']
+        return tuple(s * 2**i for i in range(len(self.stages)))
+
+    def forward(self, x):
+        x = self.stem(x)
+        outs = []
+        last = len(self.stages) - 1
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i == last:
+                x = self.act_last(self.norm_last(x))
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+    def sparse_layers(self):
+        """``(name, layer)`` for every LGC / SFR layer."""
+        return [(n, m) for n, m in self.named_modules() if isinstance(m, SparseConvBase)]
+
+    def switch_to_deploy(self):
+        """Condense every LGC / SFR in place (training form -> deploy form).
+
+        Raises:
+            ValueError: if any layer has not finished sparsifying; nothing is
+                converted then.
+        """
+        layers = [(n, m) for n, m in self.sparse_layers() if not m.deploy]
+        unfinished = [(n, m) for n, m in layers if not m.is_fully_sparse]
+        if unfinished:
+            name, m = unfinished[0]
+            raise ValueError(
+                f'cannot convert to deploy form: {len(unfinished)} sparse layers have not '
+                f'finished sparsifying, e.g. {name} is at stage {int(m.stage)} of '
+                f'{m.num_stages}; train through the sparsification schedule first')
+        for _, m in layers:
+            m.switch_to_deploy()
+        self.deploy = True
+
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        modules = [self.stem] + list(self.stages[:self.frozen_stages])
+        if self.frozen_stages == len(self.stages):
+            modules.append(self.norm_last)
+        for m in modules:
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad = False
+
+    def init_weights(self):
+        super().init_weights()
+        if self.init_cfg is not None:
+            return
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+            elif isinstance(m, (_BatchNorm, nn.GroupNorm)):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self

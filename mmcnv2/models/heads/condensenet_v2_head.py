@@ -1,0 +1,59 @@
+"""The classification head of CondenseNetV2."""
+from typing import Tuple
+
+import torch
+import torch.nn as nn
+from mmpretrain.models.heads import ClsHead
+
+from ..layers import SqueezeExcitation
+
+
+class CondenseNetV2ClsHead(ClsHead):
+    """``SE -> Linear -> h-swish -> Linear`` on globally pooled features.
+
+    The head of the release: squeeze-and-excitation (reduction 16) on the
+    pooled vector, a linear layer to ``fc_channels`` (828 for A, 1024 for
+    B/C), h-swish, and the classifier. Use it after a
+    ``GlobalAveragePooling`` neck.
+
+    Args:
+        num_classes (int): Number of classes.
+        in_channels (int): Channels of the pooled features.
+        fc_channels (int): Width of the hidden linear layer.
+        se_reduction (int): SE reduction. Defaults to 16.
+        init_cfg (dict, optional): Init config. Defaults to None (PyTorch's
+            default Linear init, as in the release).
+        **kwargs: Passed to :class:`mmpretrain.models.heads.ClsHead`
+            (``loss``, ``topk``, ``cal_acc``).
+
+    Example:
+        >>> import torch
+        >>> head = CondenseNetV2ClsHead(num_classes=10, in_channels=64, fc_channels=32)
+        >>> head((torch.randn(2, 64), )).shape
+        torch.Size([2, 10])
+    """
+
+    def __init__(self, num_classes: int, in_channels: int, fc_channels: int,
+                 se_reduction: int = 16, init_cfg=None, **kwargs):
+        super().__init__(init_cfg=init_cfg, **kwargs)
+        for name, value in (('num_classes', num_classes), ('in_channels', in_channels),
+                            ('fc_channels', fc_channels)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f'{name} must be a positive int, got {value!r}')
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.se = SqueezeExcitation(in_channels, se_reduction)
+        self.fc = nn.Linear(in_channels, fc_channels)
+        self.act = nn.Hardswish()
+        self.classifier = nn.Linear(fc_channels, num_classes)
+
+    def pre_logits(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
+        x = feats[-1]
+        if x.dim() != 2:
+            raise ValueError('CondenseNetV2ClsHead expects pooled (N, C) features; put a '
+                             f'GlobalAveragePooling neck before it, got shape {tuple(x.shape)}')
+        x = self.se(x[:, :, None, None]).flatten(1)
+        return self.act(self.fc(x))
+
+    def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
+        return self.classifier(self.pre_logits(feats))

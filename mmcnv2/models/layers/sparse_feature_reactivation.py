@@ -1,0 +1,103 @@
+"""Sparse feature reactivation (SFR) of CondenseNetV2."""
+import torch
+
+from .sparse_conv import SparseConvBase, _new_conv
+
+
+class SparseFeatureReactivation(SparseConvBase):
+    """Sparse feature reactivation: ``old + masked conv(act(BN(new)))``.
+
+    The module turns the ``in_channels`` new features of a layer into an
+    increment for the ``out_channels`` old features it reactivates (Yang et
+    al., CondenseNetV2, CVPR 2021, Sec. 3.1). Input channel ``j`` belongs to
+    group ``j % groups``; at each of the ``sparse_factor - 1`` stages every
+    group stops updating the ``out_channels / sparse_factor`` old channels it
+    contributes to least, so that after training each group updates exactly
+    ``out_channels / sparse_factor`` of them. kxk kernels are supported (the
+    importance of a kernel is the max of ``|W|`` over its window), as
+    SFR-ShuffleNetV2 needs.
+
+    The deploy form is ``BN -> act -> group gather -> group conv`` whose
+    outputs are summed into their target old channels with ``index_add``
+    (a LongTensor ``index``, never a dense 0/1 matrix).
+
+    Args:
+        in_channels (int): New-feature channels; divisible by ``groups``.
+        out_channels (int): Old-feature channels; divisible by ``sparse_factor``.
+        sparse_factor (int): ``S``; each group updates ``out_channels / S`` channels.
+        groups (int): ``G``.
+        kernel_size (int): Odd kernel size, same padding. Defaults to 1.
+        norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
+        act_cfg (dict): Activation config. Defaults to ``dict(type='ReLU')``.
+        deploy (bool): Build the deploy structure directly. Defaults to False.
+
+    Example:
+        >>> import torch
+        >>> sfr = SparseFeatureReactivation(8, 16, sparse_factor=4, groups=4)
+        >>> new, old = torch.randn(1, 8, 5, 5), torch.randn(1, 16, 5, 5)
+        >>> sfr.sparsify(1.0)
+        3
+        >>> y = sfr.eval()(new, old)
+        >>> sfr.switch_to_deploy()
+        >>> torch.allclose(sfr(new, old), y, atol=1e-6)
+        True
+    """
+
+    factor_name = 'sparse_factor'
+
+    def __init__(self, in_channels: int, out_channels: int, sparse_factor: int, groups: int,
+                 kernel_size: int = 1, norm_cfg: dict = dict(type='BN'),
+                 act_cfg: dict = dict(type='ReLU'), deploy: bool = False):
+        for name, value in (('sparse_factor', sparse_factor), ('groups', groups)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f'{name} must be a positive int, got {value!r}')
+        if in_channels % groups:
+            raise ValueError(f'in_channels ({in_channels}) must be divisible by groups ({groups})')
+        if out_channels % sparse_factor:
+            raise ValueError(f'out_channels ({out_channels}) must be divisible by '
+                             f'sparse_factor ({sparse_factor})')
+        super().__init__(in_channels, out_channels, kernel_size, sparse_factor, groups,
+                         in_channels, norm_cfg, act_cfg, deploy)
+        if deploy:
+            kept = out_channels * groups // sparse_factor
+            self.conv = _new_conv(in_channels, kept, kernel_size, groups)
+            self.register_buffer('index', torch.zeros(kept, dtype=torch.long))
+        else:
+            self.conv = _new_conv(in_channels, out_channels, kernel_size, 1)
+            self._init_training_state()
+
+    def _connections(self, t):
+        return t.t()
+
+    def _gather_groups(self, x: torch.Tensor) -> torch.Tensor:
+        """Order channels group by group: ``j = g + p*G -> g*(C/G) + p``."""
+        n, c, h, w = x.shape
+        return x.view(n, c // self.groups, self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+    def forward(self, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+        """Return ``old`` with the increments computed from ``new`` added."""
+        x = self.act(self.norm(new))
+        if self.deploy:
+            if self.groups > 1 and self.groups < self.in_channels:
+                x = self._gather_groups(x)
+            return old.index_add(1, self.index, self.conv(x))
+        return old + self._masked_conv(x)
+
+    @torch.no_grad()
+    def switch_to_deploy(self):
+        """Condense into ``BN -> act -> gather -> group conv -> index_add``."""
+        self._check_convertible()
+        G, I = self.groups, self.in_channels
+        keep = self.group_keep()                                   # (G, O)
+        nz = keep.nonzero()                                        # rows sorted by (g, o)
+        index = nz[:, 1]
+        # conv output r (group g = r // per_group) reads inputs g + p*G.
+        cols = (nz[:, 0].view(-1, 1) + torch.arange(I // G, device=nz.device).view(1, -1) * G)
+        weight = self.conv.weight                                  # (O, I, k, k)
+        new_weight = weight[index.view(-1, 1), cols]               # (kept, I/G, k, k)
+        conv = _new_conv(I, index.numel(), self.kernel_size, G).to(weight)
+        conv.weight.copy_(new_weight)
+        self.conv = conv
+        del self.mask, self.stage
+        self.register_buffer('index', index.to(weight.device))
+        self.deploy = True
