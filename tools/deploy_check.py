@@ -1,0 +1,41 @@
+"""Evaluate a trained checkpoint in training form and in deploy form, side by side.
+
+    python tools/deploy_check.py CONFIG CHECKPOINT [--out DEPLOY.pth] [--cfg-options ...]
+
+Prints the test metrics, FLOPs and params (the paper's count) of both forms and,
+with --out, saves the deploy-form checkpoint (load it with model.backbone.deploy=True).
+"""
+import argparse
+
+from mmengine.config import DictAction
+
+from mmcnv2.apis.deploy import compare_forms
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Compare training and deploy forms')
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--out', help='save the deploy-form checkpoint here')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    r = compare_forms(args.config, args.checkpoint, args.out, args.cfg_options)
+    print('\n' + '=' * 72)
+    print(f"{'form':<10}{'metrics':<36}{'FLOPs':>12}{'params':>12}")
+    for form in ('training', 'deploy'):
+        m = ', '.join(f'{k}={v:.2f}' for k, v in r[form]['metrics'].items())
+        print(f"{form:<10}{m:<36}{r[form]['paper_flops'] / 1e6:>11.2f}M"
+              f"{r[form]['paper_params'] / 1e6:>11.4f}M")
+    same = r['training']['metrics'] == r['deploy']['metrics']
+    print(f"metrics identical after conversion: {'yes' if same else 'NO'}")
+    if args.out:
+        print(f'deploy checkpoint: {args.out} (use --cfg-options model.backbone.deploy=True)')
+    print('=' * 72)
+
+
+if __name__ == '__main__':
+    main()
