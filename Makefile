@@ -21,4 +21,4 @@ demo-cls: env
 
 ## make test: the test suite
 test: env
-	$(PY) -m pytest tests -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider

@@ -55,8 +55,8 @@ def paper_complexity(model: nn.Module, input_shape: Tuple[int, int, int] = (3, 2
     Example:
         >>> from mmcnv2.models import CondenseNetV2
         >>> flops, params = paper_complexity(CondenseNetV2('a', deploy=True))
-        >>> round(flops / 1e6, 1)
-        44.3
+        >>> round(flops / 1e6, 2), params  # the backbone alone, without the head
+        (44.26, 466216.0)
     """
     totals = {'flops': 0.0, 'params': 0.0}
     handles = []
@@ -143,7 +143,16 @@ def config_complexity(cfg, shape=(224, 224), with_mmengine: bool = True) -> dict
     result = dict(paper_flops=flops, paper_params=params)
     if with_mmengine:
         from mmengine.analysis import get_model_complexity_info
-        info = get_model_complexity_info(model, input_shape=(c, *shape), show_table=False,
-                                         show_arch=False)
+        from mmengine.logging import MMLogger
+
+        # mmengine warns once per operator it has no rule for (index_add, BN...)
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel('ERROR')
+        try:
+            info = get_model_complexity_info(model, input_shape=(c, *shape),
+                                             show_table=False, show_arch=False)
+        finally:
+            logger.setLevel(level)
         result.update(mmengine_flops=info['flops'], mmengine_params=info['params'])
     return result

@@ -18,6 +18,7 @@ release's (block 3 of 5). A training checkpoint keeps its masks; the stage of
 every layer is derived from its mask (which is what the release's forward
 uses), so training continues from exactly where it was.
 """
+import copy
 import re
 from collections import OrderedDict
 from typing import Dict, Tuple
@@ -243,7 +244,11 @@ def import_official(src: str, dst: str = None, source: str = 'ema', model_cfg: d
     sd, entry = select_state_dict(load_official(src), source)
     info = infer_arch(sd)
     state_dict = convert_state_dict(sd, info)
-    cfg = model_cfg if model_cfg is not None else classifier_config(info)
+    if model_cfg is not None:
+        cfg = copy.deepcopy(dict(model_cfg))
+        cfg['backbone'] = dict(cfg['backbone'], deploy=info['deploy'])
+    else:
+        cfg = classifier_config(info)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = MODELS.build(cfg)
     result = model.load_state_dict(state_dict, strict=False)

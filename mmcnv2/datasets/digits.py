@@ -22,7 +22,7 @@ class SklearnDigits(BaseDataset):
     Example:
         >>> ds = SklearnDigits(split='test')
         >>> len(ds), ds[0]['img'].shape
-        (363, (32, 32, 3))
+        (359, (32, 32, 3))
     """
 
     METAINFO = dict(classes=tuple(str(i) for i in range(10)))
