@@ -36,7 +36,7 @@ def _params(module: nn.Module) -> int:
 
 
 def paper_complexity(model: nn.Module, input_shape: Tuple[int, int, int] = (3, 224, 224),
-                     forward=None) -> Tuple[float, float]:
+                     forward=None, live: bool = False) -> Tuple[float, float]:
     """Count FLOPs (multiply-adds) and parameters of ``model`` the paper's way.
 
     Args:
@@ -44,6 +44,9 @@ def paper_complexity(model: nn.Module, input_shape: Tuple[int, int, int] = (3, 2
         input_shape (tuple): ``(C, H, W)`` of the input.
         forward (callable, optional): ``forward(model, x)`` to run instead of
             ``model(x)`` (e.g. ``mode='tensor'`` for mmpretrain classifiers).
+        live (bool): Count a training-form LGC/SFR at its current density
+            instead of its final ``1/factor`` (what it costs at this point of
+            training). Defaults to False.
 
     Returns:
         tuple[float, float]: FLOPs and parameters.
@@ -63,8 +66,9 @@ def paper_complexity(model: nn.Module, input_shape: Tuple[int, int, int] = (3, 2
 
     def sparse_hook(m, inputs, out):
         conv = m.conv
-        totals['flops'] += _conv_ops(conv, out) / m.factor
-        totals['params'] += conv.weight.numel() / m.factor
+        share = m.density if live else 1 / m.factor
+        totals['flops'] += _conv_ops(conv, out) * share
+        totals['params'] += conv.weight.numel() * share
 
     def leaf_hook(m, inputs, out):
         x = inputs[0]

@@ -1,3 +1,3 @@
-from .sparsify_hook import SparsifyHook, find_sparse_layers
+from .sparsify_hook import SparsifyHook
 
-__all__ = ['SparsifyHook', 'find_sparse_layers']
+__all__ = ['SparsifyHook']

@@ -10,7 +10,8 @@ from mmcv.cnn import build_activation_layer, build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..layers import LearnedGroupConv, SparseConvBase, SparseFeatureReactivation, SqueezeExcitation
+from ..deploy import sparse_layers, switch_model_to_deploy
+from ..layers import LearnedGroupConv, SparseFeatureReactivation, SqueezeExcitation
 
 
 class PreActConv(nn.Module):
@@ -230,7 +231,7 @@ class CondenseNetV2(BaseModule):
 
     def sparse_layers(self):
         """``(name, layer)`` for every LGC / SFR layer."""
-        return [(n, m) for n, m in self.named_modules() if isinstance(m, SparseConvBase)]
+        return sparse_layers(self)
 
     def switch_to_deploy(self):
         """Condense every LGC / SFR in place (training form -> deploy form).
@@ -239,17 +240,7 @@ class CondenseNetV2(BaseModule):
             ValueError: if any layer has not finished sparsifying; nothing is
                 converted then.
         """
-        layers = [(n, m) for n, m in self.sparse_layers() if not m.deploy]
-        unfinished = [(n, m) for n, m in layers if not m.is_fully_sparse]
-        if unfinished:
-            name, m = unfinished[0]
-            raise ValueError(
-                f'cannot convert to deploy form: {len(unfinished)} sparse layers have not '
-                f'finished sparsifying, e.g. {name} is at stage {int(m.stage)} of '
-                f'{m.num_stages}; train through the sparsification schedule first')
-        for _, m in layers:
-            m.switch_to_deploy()
-        self.deploy = True
+        switch_model_to_deploy(self)
 
     def _freeze_stages(self):
         if self.frozen_stages < 0:
