@@ -21,6 +21,7 @@ data_preprocessor = dict(num_classes=10, mean=[127.5] * 3, std=[127.5] * 3, to_r
 train_dataloader = dict(
     batch_size=32,
     num_workers=0,
+    persistent_workers=False,
     dataset=dict(type='SklearnDigits', split='train',
                  pipeline=[dict(type='RandomCrop', crop_size=32, padding=2),
                            dict(type='PackInputs')]),
@@ -28,6 +29,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=128,
     num_workers=0,
+    persistent_workers=False,
     dataset=dict(type='SklearnDigits', split='test', pipeline=[dict(type='PackInputs')]),
     sampler=dict(type='DefaultSampler', shuffle=False))
 val_evaluator = dict(type='Accuracy', topk=(1, ))

@@ -7,15 +7,8 @@ from typing import Optional
 import torch
 from mmengine.model import is_model_wrapper
 
+from ..models.deploy import switch_model_to_deploy
 from .runner import build_runner, load_config
-
-
-def _backbone(model):
-    model = model.module if is_model_wrapper(model) else model
-    backbone = getattr(model, 'backbone', None)
-    if backbone is None or not hasattr(backbone, 'switch_to_deploy'):
-        raise ValueError(f'{type(model).__name__} has no backbone with switch_to_deploy()')
-    return backbone
 
 
 def save_deploy_checkpoint(model, out: str, meta: Optional[dict] = None):
@@ -57,9 +50,43 @@ def compare_forms(config: str, checkpoint: str, out: Optional[str] = None,
             return dict(metrics=dict(metrics), paper_flops=flops, paper_params=params)
 
         result = dict(training=report())
-        _backbone(runner.model).switch_to_deploy()
+        switch_model_to_deploy(runner.model)
         result['deploy'] = report()
         if out is not None:
             model = runner.model.module if is_model_wrapper(runner.model) else runner.model
             save_deploy_checkpoint(model, out, dict(source_checkpoint=osp.abspath(checkpoint)))
     return result
+
+
+def convert_checkpoint(config: str, checkpoint: str, out: str,
+                       cfg_options: Optional[dict] = None):
+    """Turn a trained training-form checkpoint into a deploy-form checkpoint.
+
+    The weights are the checkpoint's ``state_dict``; with mmengine's EMAHook
+    that already holds the EMA weights (the hook swaps them in when saving),
+    as the release's converter uses the EMA model. The result loads into the
+    same config with ``model.backbone.deploy=True``.
+
+    Args:
+        config (str): Config of the training-form model (mmpretrain or mmdet).
+        checkpoint (str): The trained checkpoint (loaded with weights_only=True).
+        out (str): Where to save the deploy-form checkpoint.
+        cfg_options (dict, optional): Overrides for the config.
+
+    Returns:
+        nn.Module: The converted model.
+    """
+    from mmengine.registry import DefaultScope, MODELS
+    from mmengine.runner import load_checkpoint
+
+    cfg = load_config(config, cfg_options)
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.get('backbone', {}).pop('init_cfg', None)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(model_cfg)
+    ckpt = load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    switch_model_to_deploy(model)
+    meta = dict(ckpt.get('meta', {}).get('mmcnv2', {}), source_checkpoint=osp.abspath(checkpoint),
+                from_ema='ema_state_dict' in ckpt)
+    save_deploy_checkpoint(model, out, dict(mmcnv2=meta))
+    return model

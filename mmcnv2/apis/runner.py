@@ -22,11 +22,42 @@ def load_config(config: str, cfg_options: Optional[dict] = None, work_dir: Optio
     if scope not in SUPPORTED_SCOPES:
         raise ValueError(f"{config}: default_scope must be one of {SUPPORTED_SCOPES}, got {scope!r}")
     cfg.launcher = launcher
+    if launcher != 'none':
+        use_cpu_distributed(cfg)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
     return cfg
+
+
+def use_cpu_distributed(cfg: Config):
+    """Make a distributed run work without GPUs (gloo, DDP without device ids).
+
+    Nothing changes on a machine with CUDA.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+    wrapper.setdefault('device_ids', None)
+    cfg.model_wrapper_cfg = wrapper
+
+
+def init_cpu_process_group():
+    """Join the torchrun process group with gloo when there is no GPU.
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device`` first, which fails
+    without a GPU; a group that already exists is used as it is.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if torch.cuda.is_available() or dist.is_initialized():
+        return
+    dist.init_process_group(backend='gloo')
 
 
 def enable_amp(cfg: Config):
@@ -44,6 +75,9 @@ def build_runner(cfg: Config):
     """Build mmengine's Runner (or the config's ``runner_type``)."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+
+    if cfg.get('launcher', 'none') == 'pytorch':
+        init_cpu_process_group()
 
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)

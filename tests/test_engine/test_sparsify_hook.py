@@ -1,0 +1,179 @@
+import glob
+import os.path as osp
+import shutil
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from mmcnv2.models.layers import LearnedGroupConv, stage_at
+from tests.runner_utils import assert_state_equal, final_state, run, tiny_cfg
+
+LGC_F, SFR_F = 4, 8
+
+
+def check_fully_sparse(model):
+    from mmcnv2.models.deploy import sparse_layers
+    layers = sparse_layers(model)
+    assert layers
+    for name, m in layers:
+        factor = LGC_F if isinstance(m, LearnedGroupConv) else SFR_F
+        assert int(m.stage) == factor - 1, name
+        assert m.density == pytest.approx(1 / factor, abs=0), name
+        keep = m.group_keep()
+        assert (keep.sum(1) == keep.shape[1] // factor).all(), name
+
+
+@pytest.mark.parametrize('iters', [1, 3, 7, 1000])
+def test_iteration_loop_ends_exactly_sparse(tmp_path, iters):
+    kwargs = dict(images=16, batch=2) if iters == 1000 else {}
+    runner, rec = run(tiny_cfg(tmp_path, iters=iters, checkpoint_interval=10**6, **kwargs))
+    check_fully_sparse(runner.model)
+    # the stage after every iteration is the paper's: floor(2 (i / N) (F - 1)), capped
+    for i, stages in enumerate(rec.stages, start=1):
+        for name, stage in stages.items():
+            factor = LGC_F if name.endswith('conv1') else SFR_F
+            assert stage == stage_at(i / iters, factor), (i, name)
+
+
+@pytest.mark.parametrize('iters_per_epoch,epochs', [(1, 1), (3, 1), (7, 1), (4, 2)])
+def test_epoch_loop_ends_exactly_sparse(tmp_path, iters_per_epoch, epochs):
+    runner, rec = run(tiny_cfg(tmp_path, epochs=epochs, images=8 * iters_per_epoch))
+    total = iters_per_epoch * epochs
+    assert len(rec.stages) == total
+    check_fully_sparse(runner.model)
+    for i, stages in enumerate(rec.stages, start=1):
+        for name, stage in stages.items():
+            factor = LGC_F if name.endswith('conv1') else SFR_F
+            assert stage == stage_at(i / total, factor)
+
+
+def test_end_progress_moves_the_end_of_sparsification(tmp_path):
+    _, rec = run(tiny_cfg(tmp_path, iters=20, checkpoint_interval=10**6,
+                          custom_hooks=[dict(type='SparsifyHook', end_progress=0.25)]))
+    # fully sparse after 5 of 20 iterations, not before
+    assert all(s == (LGC_F - 1 if n.endswith('conv1') else SFR_F - 1)
+               for n, s in rec.stages[4].items())
+    assert any(s < SFR_F - 1 for n, s in rec.stages[3].items())
+
+
+@pytest.mark.parametrize('stop', [2, 5, 9])
+def test_resume_equals_uninterrupted_run_bit_for_bit(tmp_path, stop):
+    ref, _ = run(tiny_cfg(tmp_path / 'ref', iters=12), record=False)
+    ref_state = final_state(ref)
+    resumed_dir = tmp_path / 'resumed'
+    resumed_dir.mkdir()
+    shutil.copy(tmp_path / 'ref' / f'iter_{stop}.pth', resumed_dir / f'iter_{stop}.pth')
+    cfg = tiny_cfg(resumed_dir, iters=12, resume=True,
+                   load_from=str(resumed_dir / f'iter_{stop}.pth'))
+    resumed, rec = run(cfg)
+    assert len(rec.stages) == 12 - stop
+    assert_state_equal(final_state(resumed), ref_state)
+
+
+def test_epoch_resume_equals_uninterrupted_run(tmp_path):
+    ref, _ = run(tiny_cfg(tmp_path / 'ref', epochs=3, images=24), record=False)
+    cfg = tiny_cfg(tmp_path / 'resumed', epochs=3, images=24, resume=True,
+                   load_from=str(tmp_path / 'ref' / 'epoch_1.pth'))
+    resumed, _ = run(cfg, record=False)
+    assert_state_equal(final_state(resumed), final_state(ref))
+
+
+def test_load_from_mid_schedule_continues_from_its_stage(tmp_path):
+    run(tiny_cfg(tmp_path / 'first', iters=12), record=False)
+    ckpt = torch.load(tmp_path / 'first' / 'iter_2.pth', weights_only=True)
+    loaded_stages = {k: int(v) for k, v in ckpt['state_dict'].items() if k.endswith('.stage')}
+    assert max(loaded_stages.values()) > 0
+    runner, rec = run(tiny_cfg(tmp_path / 'second', iters=12,
+                               load_from=str(tmp_path / 'first' / 'iter_2.pth')))
+    # no layer goes back below the stage it was loaded at, and the run ends fully sparse
+    for stages in rec.stages:
+        for name, stage in stages.items():
+            assert stage >= loaded_stages[name + '.stage']
+    check_fully_sparse(runner.model)
+
+
+def test_ema_model_shares_masks_and_deploy_checkpoint_is_from_ema(tmp_path):
+    from mmengine.hooks import EMAHook
+
+    from mmcnv2.models.deploy import sparse_layers
+    hooks = [dict(type='SparsifyHook', convert_at_end=True),
+             dict(type='EMAHook', momentum=0.2)]
+    runner, rec = run(tiny_cfg(tmp_path, iters=10, custom_hooks=hooks))
+    assert len(rec.ema_masks) == len(rec.masks) == 10
+    for live, ema in zip(rec.masks, rec.ema_masks):
+        assert set(live) == set(ema)
+        for k in live:
+            assert torch.equal(live[k], ema[k])
+    ema_model = [h for h in runner.hooks if isinstance(h, EMAHook)][0].ema_model.module
+    deploy_ckpt = glob.glob(osp.join(str(tmp_path), '*_deploy.pth'))
+    assert deploy_ckpt == [osp.join(str(tmp_path), 'iter_10_deploy.pth')]
+    state = torch.load(deploy_ckpt[0], weights_only=True)
+    assert state['meta']['mmcnv2']['from_ema'] is True
+
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+    cfg = tiny_cfg(tmp_path, iters=10)
+    cfg.model.backbone.deploy = True
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        deployed = MODELS.build(cfg.model)
+    deployed.load_state_dict(state['state_dict'], strict=True)
+    x = torch.randn(4, 3, 8, 8)
+    with torch.no_grad():
+        expected = ema_model.eval()(x, mode='tensor')
+        torch.testing.assert_close(deployed.eval()(x, mode='tensor'), expected,
+                                   rtol=1e-5, atol=1e-6)
+    live = runner.model
+    assert not all(torch.equal(a, b) for a, b in zip(live.parameters(), ema_model.parameters()))
+    assert all(m.deploy is False for _, m in sparse_layers(live))
+
+
+def _fake_runner(model, max_iters=10, hooks=()):
+    import logging
+    return SimpleNamespace(model=model, max_iters=max_iters, iter=0, hooks=list(hooks),
+                           logger=logging.getLogger('test'))
+
+
+def test_model_without_sparse_layers_is_an_error():
+    from mmcnv2.engine import SparsifyHook
+    with pytest.raises(RuntimeError, match='no LGC/SFR layers'):
+        SparsifyHook().before_train(_fake_runner(torch.nn.Linear(2, 2)))
+
+
+def test_model_in_deploy_form_is_an_error():
+    from mmcnv2.engine import SparsifyHook
+    from mmcnv2.models import CondenseNetV2
+    with pytest.raises(RuntimeError, match='already in deploy form'):
+        SparsifyHook().before_train(_fake_runner(CondenseNetV2('a', deploy=True)))
+
+
+def test_short_schedule_warns_and_long_one_does_not(caplog):
+    from mmcnv2.engine import SparsifyHook
+    from mmcnv2.models import CondenseNetV2
+    model = CondenseNetV2('a')
+    with caplog.at_level('WARNING', logger='test'):
+        SparsifyHook().before_train(_fake_runner(model, max_iters=10))
+    assert 'schedule is short' in caplog.text
+    caplog.clear()
+    with caplog.at_level('WARNING', logger='test'):
+        SparsifyHook().before_train(_fake_runner(CondenseNetV2('a'), max_iters=1000))
+    assert 'schedule is short' not in caplog.text
+
+
+@pytest.mark.parametrize('bad', [0, -0.5, 1.5, 'half', True])
+def test_bad_end_progress(bad):
+    from mmcnv2.engine import SparsifyHook
+    with pytest.raises(ValueError, match=r'end_progress must be a number in \(0, 1\]'):
+        SparsifyHook(end_progress=bad)
+
+
+@pytest.mark.parametrize('scope', ['mmpretrain', 'mmdet'])
+def test_hook_builds_from_both_scopes(scope):
+    import importlib
+
+    from mmengine.registry import DefaultScope
+
+    from mmcnv2.engine import SparsifyHook
+    hooks = importlib.import_module(f'{scope}.registry').HOOKS
+    with DefaultScope.overwrite_default_scope(scope):
+        assert isinstance(hooks.build(dict(type='SparsifyHook')), SparsifyHook)
