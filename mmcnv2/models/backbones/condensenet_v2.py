@@ -102,6 +102,10 @@ class CondenseNetV2(BaseModule):
         with_cp (bool): Gradient checkpointing per dense layer.
         init_cfg (dict | list[dict], optional): Initialization config; when
             None the release's init is used (kaiming fan-out convs, BN 1/0).
+            ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``
+            loads strictly: every backbone weight must be found, and a
+            fully sparse training-form checkpoint is condensed on the fly for
+            a ``deploy=True`` backbone.
 
     Example:
         >>> import torch
@@ -145,6 +149,10 @@ class CondenseNetV2(BaseModule):
                  with_cp: bool = False,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
+        self._build_args = dict(arch=copy.deepcopy(arch), in_channels=in_channels,
+                                out_indices=out_indices, frozen_stages=frozen_stages,
+                                conv_cfg=conv_cfg, norm_cfg=norm_cfg, norm_eval=norm_eval,
+                                with_cp=with_cp)
         self.arch = self._parse_arch(arch)
         arch = self.arch
         num_stages = len(arch['depths'])
@@ -253,7 +261,19 @@ class CondenseNetV2(BaseModule):
             for p in m.parameters():
                 p.requires_grad = False
 
+    def training_form_copy(self) -> 'CondenseNetV2':
+        """A new training-form backbone with this one's arguments (no init)."""
+        return type(self)(**self._build_args, deploy=False)
+
     def init_weights(self):
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            # strict: a partial load is an error, and either checkpoint form
+            # fits a deploy-form backbone (see load_pretrained_backbone)
+            from ...checkpoint.pretrained import load_pretrained_backbone
+            load_pretrained_backbone(self, cfg['checkpoint'], cfg.get('prefix'))
+            self._is_init = True
+            return
         super().init_weights()
         if self.init_cfg is not None:
             return

@@ -1,0 +1,19 @@
+# COCO 2017 detection, 1x schedule (12 epochs, SGD, 800 x 1333), as in the paper's Table 7.
+# Data in data/coco/ (annotations/instances_{train,val}2017.json, train2017/, val2017/);
+# point elsewhere with the COCO_ROOT environment variable or
+# --cfg-options train_dataloader.dataset.data_root=... val_dataloader.dataset.data_root=...
+_base_ = [
+    'mmdet::_base_/datasets/coco_detection.py', 'mmdet::_base_/schedules/schedule_1x.py',
+    'mmdet::_base_/default_runtime.py'
+]
+custom_imports = dict(imports=['mmcnv2'], allow_failed_imports=False)
+
+data_root = '{{$COCO_ROOT:data/coco/}}'
+train_dataloader = dict(dataset=dict(data_root=data_root))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
+test_evaluator = val_evaluator
+
+# the recipes are written for 8 GPUs x 2 images
+auto_scale_lr = dict(enable=False, base_batch_size=16)
