@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Distributed training with torchrun: tools/dist_train.sh CONFIG GPUS [train.py args]
-# NNODES, NODE_RANK, MASTER_ADDR and PORT select a multi-machine run.
+# NNODES, NODE_RANK, MASTER_ADDR and PORT select a multi-machine run; PYTHON the interpreter.
+# Without GPUs it runs on CPU processes (gloo).
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}
@@ -9,6 +10,6 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 
 PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-torchrun --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
+"${PYTHON:-python}" -m torch.distributed.run --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
     --nproc_per_node="$GPUS" --master_port="$PORT" \
     "$(dirname "$0")/train.py" "$CONFIG" --launcher pytorch "${@:3}"

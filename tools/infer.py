@@ -7,6 +7,8 @@ Pictures are written to DIR/vis/, predictions (json) to DIR/preds/.
 """
 import argparse
 
+from mmengine.config import Config, DictAction
+
 from mmcnv2.apis.inference import infer_images
 
 
@@ -19,12 +21,19 @@ def parse_args():
     parser.add_argument('--score-thr', type=float, default=0.3)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, e.g. model.backbone.deploy=True '
+                        'for a deploy-form checkpoint')
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    infer_images(args.config, args.checkpoint, args.images, args.out_dir, args.score_thr,
+    config = args.config
+    if args.cfg_options:
+        config = Config.fromfile(args.config)
+        config.merge_from_dict(args.cfg_options)
+    infer_images(config, args.checkpoint, args.images, args.out_dir, args.score_thr,
                  args.device, args.batch_size)
     print(f'visualised detections: {args.out_dir}/vis, predictions: {args.out_dir}/preds')
 

@@ -3,12 +3,12 @@ import os
 from typing import Sequence
 
 
-def infer_images(config: str, checkpoint: str, images: Sequence[str], out_dir: str,
+def infer_images(config, checkpoint: str, images: Sequence[str], out_dir: str,
                  score_thr: float = 0.3, device: str = 'cpu', batch_size: int = 1) -> dict:
     """Run a detector on ``images``; write visualised detections and predictions.
 
     Args:
-        config (str): Detection config (mmcnv2's or any mmdet config).
+        config (str | Config): Detection config (mmcnv2's or any mmdet config).
         checkpoint (str): Its checkpoint (loaded with ``weights_only=True``).
         images (Sequence[str]): Image files or folders.
         out_dir (str): Pictures go to ``out_dir/vis``, json predictions to

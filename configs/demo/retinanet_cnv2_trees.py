@@ -1,0 +1,82 @@
+# The detection demo: RetinaNet + FPN with a small CondenseNetV2, trained from scratch on real
+# NEON aerial tree-crown tiles (demo_data/neon_trees, 44 train / 10 val tiles of 400x400) on CPU,
+# with the backbone's LGC/SFR layers pruned by SparsifyHook over the first half of training and
+# the deploy (condensed) checkpoint written at the end.
+_base_ = ['mmdet::_base_/models/retinanet_r50_fpn.py', 'mmdet::_base_/default_runtime.py']
+custom_imports = dict(imports=['mmcnv2'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='CondenseNetV2',
+        # CondenseNetV2-A's layout, shallower, with C = S = G = 4
+        arch=dict(depths=(1, 1, 2, 3, 4), growth_rates=(8, 8, 16, 32, 64), condense_factor=4,
+                  sparse_factor=4, groups=4, bottleneck=4, stem_stride=2, hswish_from=2,
+                  se_from=3),
+        out_indices=(1, 2, 3, 4),  # strides 4, 8, 16, 32
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=False,
+        init_cfg=None),
+    neck=dict(in_channels=[32, 64, 160, 416], out_channels=64),
+    bbox_head=dict(num_classes=1, in_channels=64, feat_channels=64, stacked_convs=2),
+    test_cfg=dict(score_thr=0.05, max_per_img=300))
+
+data_root = 'demo_data/neon_trees/'
+metainfo = dict(classes=('tree', ), palette=[(0, 255, 0)])
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=(400, 400), keep_ratio=True),
+    dict(type='RandomFlip', prob=[0.5, 0.5], direction=['horizontal', 'vertical']),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(400, 400), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                                          'scale_factor')),
+]
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    batch_sampler=dict(type='AspectRatioBatchSampler'),
+    dataset=dict(type='CocoDataset', data_root=data_root, metainfo=metainfo,
+                 ann_file='annotations/train.json', data_prefix=dict(img='train/'),
+                 filter_cfg=dict(filter_empty_gt=True, min_size=4), pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=2,
+    num_workers=0,
+    persistent_workers=False,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='CocoDataset', data_root=data_root, metainfo=metainfo,
+                 ann_file='annotations/val.json', data_prefix=dict(img='val/'),
+                 test_mode=True, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='CocoMetric', ann_file=data_root + 'annotations/val.json',
+                     metric='bbox', format_only=False)
+test_evaluator = val_evaluator
+
+max_epochs = 100
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+optim_wrapper = dict(
+    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
+    clip_grad=dict(max_norm=10.0))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', T_max=max_epochs, by_epoch=True, begin=0, end=max_epochs,
+         eta_min=2e-5, convert_to_iter_based=True),
+]
+
+custom_hooks = [dict(type='SparsifyHook', end_progress=0.5, convert_at_end=True)]
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=11),
+    checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1))
+env_cfg = dict(dist_cfg=dict(backend='gloo'))
+randomness = dict(seed=0)

@@ -1,0 +1,61 @@
+"""The detection demo config through the command-line tools, single and two-process."""
+import glob
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = 'configs/demo/retinanet_cnv2_trees.py'
+TINY = ['train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=8',
+        'val_dataloader.dataset.indices=2']
+
+
+def run(cmd, env=None):
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env=dict(os.environ, OMP_NUM_THREADS='1', **(env or {})))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    work_dir = str(tmp_path_factory.mktemp('det_demo'))
+    log = run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', work_dir,
+               '--cfg-options', *TINY])
+    return work_dir, log
+
+
+def test_two_iteration_train_writes_both_forms(trained):
+    work_dir, log = trained
+    assert 'Epoch(train) [1][2/2]' in log
+    assert osp.exists(osp.join(work_dir, 'epoch_1.pth'))
+    assert osp.exists(osp.join(work_dir, 'epoch_1_deploy.pth'))
+    assert 'deploy-form checkpoint' in log
+
+
+def test_test_tool_on_both_forms(trained):
+    work_dir, _ = trained
+    for ckpt, extra in (('epoch_1.pth', []),
+                        ('epoch_1_deploy.pth', ['--cfg-options', 'model.backbone.deploy=True'])):
+        log = run([sys.executable, 'tools/test.py', CONFIG, osp.join(work_dir, ckpt),
+                   '--work-dir', osp.join(work_dir, 'test'), *extra])
+        assert 'coco/bbox_mAP' in log
+
+
+def test_infer_tool_draws_detections(trained, tmp_path):
+    work_dir, _ = trained
+    tile = sorted(glob.glob(osp.join(ROOT, 'demo_data/neon_trees/val/*.jpg')))[0]
+    run([sys.executable, 'tools/infer.py', CONFIG, osp.join(work_dir, 'epoch_1_deploy.pth'),
+         tile, '--out-dir', str(tmp_path), '--cfg-options', 'model.backbone.deploy=True'])
+    assert os.listdir(tmp_path / 'vis') == [osp.basename(tile)]
+
+
+def test_dist_train_script_two_cpu_processes(tmp_path):
+    log = run(['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', str(tmp_path),
+               '--cfg-options', *TINY], env=dict(PYTHON=sys.executable, PORT='29533'))
+    assert 'Distributed launcher: pytorch' in log or 'launcher: pytorch' in log
+    assert 'World size: 2' in log
+    assert osp.exists(tmp_path / 'epoch_1.pth')
