@@ -13,7 +13,6 @@ def randomize_bn(module, generator=None):
     """Give every BatchNorm non-trivial affine parameters and running stats."""
     for m in module.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            n = m.num_features
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.normal_(0, 0.1)
             m.running_mean.normal_(0, 0.1)

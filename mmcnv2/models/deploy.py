@@ -39,6 +39,8 @@ def switch_model_to_deploy(model: nn.Module) -> int:
         m.switch_to_deploy()
     root = model.module if is_model_wrapper(model) else model
     for m in root.modules():
-        if hasattr(m, 'deploy') and isinstance(getattr(m, 'deploy'), bool):
+        if isinstance(getattr(m, 'deploy', None), bool) and not m.deploy:
+            if hasattr(m, 'switch_to_deploy') and not hasattr(m, 'sparse_layers'):
+                m.switch_to_deploy()  # e.g. a head with a condensed classifier
             m.deploy = True
     return len(todo)

@@ -6,26 +6,11 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
-from mmcv.cnn import build_activation_layer, build_conv_layer, build_norm_layer
-from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
+from mmcv.cnn import build_conv_layer, build_norm_layer
 
-from ..deploy import sparse_layers, switch_model_to_deploy
-from ..layers import LearnedGroupConv, SparseFeatureReactivation, SqueezeExcitation
-
-
-class PreActConv(nn.Module):
-    """``norm -> act -> conv`` (DenseNet pre-activation order)."""
-
-    def __init__(self, in_channels, out_channels, kernel_size, groups, conv_cfg, norm_cfg, act_cfg):
-        super().__init__()
-        self.norm = build_norm_layer(norm_cfg, in_channels)[1]
-        self.act = build_activation_layer(act_cfg)
-        self.conv = build_conv_layer(conv_cfg, in_channels, out_channels, kernel_size,
-                                     padding=kernel_size // 2, groups=groups, bias=False)
-
-    def forward(self, x):
-        return self.conv(self.act(self.norm(x)))
+from ..layers import (DenseStage, LearnedGroupConv, PreActConv, SparseFeatureReactivation,
+                      SqueezeExcitation)
+from .base import SparseBackbone
 
 
 class SFRDenseLayer(nn.Module):
@@ -59,19 +44,7 @@ class SFRDenseLayer(nn.Module):
         return self._forward(x)
 
 
-class DenseStage(nn.Module):
-    """A dense block, preceded by a 2x2 average pool except for the first one."""
-
-    def __init__(self, layers, downsample):
-        super().__init__()
-        self.pool = nn.AvgPool2d(2, 2) if downsample else nn.Identity()
-        self.layers = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.layers(self.pool(x))
-
-
-class CondenseNetV2(BaseModule):
+class CondenseNetV2(SparseBackbone):
     """CondenseNetV2 backbone.
 
     A stem convolution followed by dense blocks of :class:`SFRDenseLayer`
@@ -155,26 +128,8 @@ class CondenseNetV2(BaseModule):
                                 with_cp=with_cp)
         self.arch = self._parse_arch(arch)
         arch = self.arch
-        num_stages = len(arch['depths'])
-        if isinstance(out_indices, int):
-            out_indices = (out_indices, )
-        if not isinstance(out_indices, Sequence) or not out_indices:
-            raise ValueError(f'out_indices must be a non-empty sequence of ints in '
-                             f'[{-num_stages}, {num_stages - 1}], got {out_indices!r}')
-        indices = []
-        for index in out_indices:
-            if not isinstance(index, int) or not -num_stages <= index < num_stages:
-                raise ValueError(f'out_indices must be ints in [{-num_stages}, '
-                                 f'{num_stages - 1}], got {out_indices!r}')
-            indices.append(index % num_stages)
-        if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= num_stages:
-            raise ValueError(f'frozen_stages must be an int in [-1, {num_stages}], '
-                             f'got {frozen_stages!r}')
-        self.out_indices = tuple(indices)
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.with_cp = with_cp
-        self.deploy = deploy
+        self._set_conventions(len(arch['depths']), out_indices, frozen_stages, norm_eval, with_cp,
+                              deploy)
 
         channels = 2 * arch['growth_rates'][0]
         self.stem = build_conv_layer(conv_cfg, in_channels, channels, 3,
@@ -237,58 +192,8 @@ class CondenseNetV2(BaseModule):
                 outs.append(x)
         return tuple(outs)
 
-    def sparse_layers(self):
-        """``(name, layer)`` for every LGC / SFR layer."""
-        return sparse_layers(self)
-
-    def switch_to_deploy(self):
-        """Condense every LGC / SFR in place (training form -> deploy form).
-
-        Raises:
-            ValueError: if any layer has not finished sparsifying; nothing is
-                converted then.
-        """
-        switch_model_to_deploy(self)
-
-    def _freeze_stages(self):
-        if self.frozen_stages < 0:
-            return
+    def _frozen_modules(self):
         modules = [self.stem] + list(self.stages[:self.frozen_stages])
         if self.frozen_stages == len(self.stages):
             modules.append(self.norm_last)
-        for m in modules:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
-
-    def training_form_copy(self) -> 'CondenseNetV2':
-        """A new training-form backbone with this one's arguments (no init)."""
-        return type(self)(**self._build_args, deploy=False)
-
-    def init_weights(self):
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            # strict: a partial load is an error, and either checkpoint form
-            # fits a deploy-form backbone (see load_pretrained_backbone)
-            from ...checkpoint.pretrained import load_pretrained_backbone
-            load_pretrained_backbone(self, cfg['checkpoint'], cfg.get('prefix'))
-            self._is_init = True
-            return
-        super().init_weights()
-        if self.init_cfg is not None:
-            return
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-            elif isinstance(m, (_BatchNorm, nn.GroupNorm)):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+        return modules

@@ -12,7 +12,6 @@ is at stage ``min(F - 1, floor(2 * progress * (F - 1)))`` where ``progress`` is
 the fraction of training done; all pruning is over at ``progress = 0.5``.
 """
 import math
-from typing import Optional
 
 import torch
 import torch.nn as nn

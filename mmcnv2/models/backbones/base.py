@@ -1,0 +1,105 @@
+"""OpenMMLab backbone conventions shared by the learned-sparsity backbones."""
+from typing import List, Sequence
+
+import torch.nn as nn
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..deploy import sparse_layers, switch_model_to_deploy
+
+
+class SparseBackbone(BaseModule):
+    """Base of backbones holding LGC / SFR layers.
+
+    Subclasses call :meth:`_set_conventions` in their constructor, record their
+    constructor arguments in ``self._build_args`` (for
+    :meth:`training_form_copy`) and implement :meth:`_frozen_modules`.
+    It provides what mmpretrain/mmdet users expect: validated ``out_indices``
+    and ``frozen_stages``, ``norm_eval``, ``train()`` returning ``self``,
+    strict ``Pretrained`` loading in either form, and ``switch_to_deploy()``.
+    """
+
+    def _set_conventions(self, num_stages: int, out_indices, frozen_stages: int,
+                         norm_eval: bool, with_cp: bool, deploy: bool):
+        if isinstance(out_indices, int):
+            out_indices = (out_indices, )
+        message = (f'out_indices must be a non-empty sequence of ints in [{-num_stages}, '
+                   f'{num_stages - 1}], got {out_indices!r}')
+        if not isinstance(out_indices, Sequence) or isinstance(out_indices, str) \
+                or not out_indices:
+            raise ValueError(message)
+        indices = []
+        for index in out_indices:
+            if isinstance(index, bool) or not isinstance(index, int) \
+                    or not -num_stages <= index < num_stages:
+                raise ValueError(message)
+            indices.append(index % num_stages)
+        if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, int) \
+                or not -1 <= frozen_stages <= num_stages:
+            raise ValueError(f'frozen_stages must be an int in [-1, {num_stages}], '
+                             f'got {frozen_stages!r}')
+        self.out_indices = tuple(indices)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+        self.deploy = deploy
+
+    def _frozen_modules(self) -> List[nn.Module]:
+        """The modules ``frozen_stages`` freezes (stem first, then stages)."""
+        raise NotImplementedError
+
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        for m in self._frozen_modules():
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def sparse_layers(self):
+        """``(name, layer)`` for every LGC / SFR layer."""
+        return sparse_layers(self)
+
+    def switch_to_deploy(self):
+        """Condense every LGC / SFR in place (training form -> deploy form).
+
+        Raises:
+            ValueError: if any layer has not finished sparsifying; nothing is
+                converted then.
+        """
+        switch_model_to_deploy(self)
+
+    def training_form_copy(self):
+        """A new training-form backbone with this one's arguments (no init)."""
+        return type(self)(**self._build_args, deploy=False)
+
+    def init_weights(self):
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            # strict: a partial load is an error, and either checkpoint form
+            # fits a deploy-form backbone (see load_pretrained_backbone)
+            from ...checkpoint.pretrained import load_pretrained_backbone
+            load_pretrained_backbone(self, cfg['checkpoint'], cfg.get('prefix'))
+            self._is_init = True
+            return
+        super().init_weights()
+        if self.init_cfg is None:
+            self._default_init()
+
+    def _default_init(self):
+        """The release's init: kaiming fan-out convolutions, norm weight 1 / bias 0."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+            elif isinstance(m, (_BatchNorm, nn.GroupNorm)):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
