@@ -18,3 +18,9 @@ def randomize_bn(module, generator=None):
             m.running_mean.normal_(0, 0.1)
             m.running_var.uniform_(0.5, 1.5)
     return module
+
+
+def assert_params_match(ours_m, paper_m):
+    """Params (millions) within 1.5% of the paper, or within the rounding of its
+    one-decimal figure (e.g. 1.374M is printed 1.4M: 1.8% off, but the same number)."""
+    assert abs(ours_m / paper_m - 1) <= 0.015 or abs(ours_m - paper_m) <= 0.05, (ours_m, paper_m)

@@ -1,6 +1,7 @@
 """FLOPs and params of a config's model in deploy form, counted the paper's way.
 
     python tools/get_flops.py CONFIG [--shape H W] [--cfg-options key=value ...]
+    python tools/get_flops.py --paper     # every model of the paper's tables, side by side
 
 Prints the count of the CondenseNetV2 release's ``measure_model`` rules (see
 ``mmcnv2.analysis.complexity``) next to mmengine's own count.
@@ -15,7 +16,9 @@ from mmcnv2.analysis.complexity import config_complexity
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Count FLOPs and params (deploy form)')
-    parser.add_argument('config', help='config file path')
+    parser.add_argument('config', nargs='?', help='config file path')
+    parser.add_argument('--paper', action='store_true',
+                        help="reproduce the paper's FLOPs/params tables for every model here")
     parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'),
                         help='input size (default: 224 224)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -25,6 +28,16 @@ def parse_args():
 
 def main():
     args = parse_args()
+    if args.paper:
+        import os.path as osp
+
+        from mmcnv2.analysis.paper_tables import format_table, paper_table
+        root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+        print(format_table(paper_table(root)))
+        print("Deploy forms at 224x224 (CIFAR: 32x32), multiply-adds, the paper's counting rules.")
+        return
+    if args.config is None:
+        raise SystemExit('error: give a CONFIG, or --paper')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

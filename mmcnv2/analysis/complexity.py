@@ -11,16 +11,13 @@ multiply, the SFR add, concatenation, channel shuffles and index operations.
 Parameters are the parameters of the modules that run (a training-form
 LGC/SFR counts ``1/factor`` of its dense weight).
 """
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..models.layers import SparseConvBase
-
-#: Backbones with a ``deploy`` argument (their condensed form is what is counted).
-DEPLOYABLE_BACKBONES = ('CondenseNetV2', )
 
 _ELEMENTWISE_OPS = {nn.ReLU: 1, nn.ReLU6: 1, nn.Hardswish: 1, nn.Sigmoid: 2}
 _FREE = (_BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.Identity, nn.Dropout, nn.MaxPool2d)
@@ -36,7 +33,8 @@ def _params(module: nn.Module) -> int:
 
 
 def paper_complexity(model: nn.Module, input_shape: Tuple[int, int, int] = (3, 224, 224),
-                     forward=None, live: bool = False) -> Tuple[float, float]:
+                     forward=None, live: bool = False,
+                     uncounted: Sequence[str] = ()) -> Tuple[float, float]:
     """Count FLOPs (multiply-adds) and parameters of ``model`` the paper's way.
 
     Args:
@@ -47,6 +45,9 @@ def paper_complexity(model: nn.Module, input_shape: Tuple[int, int, int] = (3, 2
         live (bool): Count a training-form LGC/SFR at its current density
             instead of its final ``1/factor`` (what it costs at this point of
             training). Defaults to False.
+        uncounted (Sequence[str]): Names of module types that cost nothing in
+            this count (e.g. ``('Hardswish', 'Hardsigmoid')`` for ShuffleNetV2+,
+            whose published figures leave megvii's functional h-swish out).
 
     Returns:
         tuple[float, float]: FLOPs and parameters.
@@ -72,7 +73,9 @@ def paper_complexity(model: nn.Module, input_shape: Tuple[int, int, int] = (3, 2
 
     def leaf_hook(m, inputs, out):
         x = inputs[0]
-        if isinstance(m, nn.Conv2d):
+        if type(m).__name__ in uncounted:
+            pass
+        elif isinstance(m, nn.Conv2d):
             totals['flops'] += _conv_ops(m, out)
         elif isinstance(m, nn.Linear):
             totals['flops'] += m.weight.numel()
@@ -116,6 +119,11 @@ def paper_complexity(model: nn.Module, input_shape: Tuple[int, int, int] = (3, 2
     return totals['flops'], totals['params']
 
 
+def _arguments(cls):
+    import inspect
+    return inspect.signature(cls.__init__).parameters if cls is not None else {}
+
+
 def config_complexity(cfg, shape=(224, 224), with_mmengine: bool = True) -> dict:
     """FLOPs / params of a config's model in deploy form, the paper's way and mmengine's.
 
@@ -135,15 +143,19 @@ def config_complexity(cfg, shape=(224, 224), with_mmengine: bool = True) -> dict
     cfg = copy.deepcopy(cfg)
     model_cfg = cfg.model
     backbone = model_cfg.get('backbone', model_cfg)
-    # count the condensed model (the deploy form), never masked dense convs
-    if str(backbone.get('type', '')).split('.')[-1] in DEPLOYABLE_BACKBONES:
-        backbone.deploy = True
     backbone.pop('init_cfg', None)
-    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmpretrain')):
+    scope = cfg.get('default_scope', 'mmpretrain')
+    with DefaultScope.overwrite_default_scope(scope):
+        # count the condensed model (the deploy form), never masked dense convs
+        with MODELS.switch_scope_and_registry(scope) as registry:
+            for part in (backbone, model_cfg.get('head')):
+                if part is not None and 'deploy' in _arguments(registry.get(part['type'])):
+                    part['deploy'] = True
         model = MODELS.build(model_cfg)
     model.eval()
     c = backbone.get('in_channels', 3)
-    flops, params = paper_complexity(model, (c, *shape))
+    uncounted = getattr(getattr(model, 'backbone', model), 'paper_uncounted', ())
+    flops, params = paper_complexity(model, (c, *shape), uncounted=uncounted)
     result = dict(paper_flops=flops, paper_params=params)
     if with_mmengine:
         from mmengine.analysis import get_model_complexity_info

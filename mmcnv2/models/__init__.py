@@ -1,10 +1,17 @@
 from ..registry import register
-from .backbones import CondenseNetV2
-from .heads import CondenseNetV2ClsHead
+from .backbones import (CondenseNet, CondenseNetV2, SFRShuffleNetV2, SFRShuffleNetV2Plus,
+                        ShuffleNetV2Plus)
+from .heads import CondenseNetClsHead, CondenseNetV2ClsHead, ShuffleNetV2PlusClsHead
 from .layers import LearnedGroupConv, SparseFeatureReactivation
 
-register('MODELS')(CondenseNetV2)
-register('MODELS', codebases=('mmpretrain', ))(CondenseNetV2ClsHead)
+for _backbone in (CondenseNet, CondenseNetV2, SFRShuffleNetV2, SFRShuffleNetV2Plus,
+                  ShuffleNetV2Plus):
+    register('MODELS')(_backbone)
+for _head in (CondenseNetClsHead, CondenseNetV2ClsHead, ShuffleNetV2PlusClsHead):
+    register('MODELS', codebases=('mmpretrain', ))(_head)
 
-__all__ = ['CondenseNetV2', 'CondenseNetV2ClsHead', 'LearnedGroupConv',
-           'SparseFeatureReactivation']
+__all__ = [
+    'CondenseNet', 'CondenseNetV2', 'SFRShuffleNetV2', 'SFRShuffleNetV2Plus', 'ShuffleNetV2Plus',
+    'CondenseNetClsHead', 'CondenseNetV2ClsHead', 'ShuffleNetV2PlusClsHead', 'LearnedGroupConv',
+    'SparseFeatureReactivation'
+]

@@ -1,0 +1,87 @@
+"""The paper's FLOPs / params tables, reproduced from this project's configs."""
+import os.path as osp
+from typing import List, NamedTuple, Optional
+
+
+class PaperEntry(NamedTuple):
+    """A model of the paper's tables and the config that builds it here."""
+    name: str
+    config: str
+    table: str
+    flops: float  # millions, as printed in the paper
+    params: Optional[float]  # millions, as printed (None: not given)
+    shape: tuple = (224, 224)
+
+
+PAPER_ENTRIES: List[PaperEntry] = [
+    PaperEntry('CondenseNetV2-A', 'configs/imagenet/cnv2_a.py', '2/3/5', 46, 2.0),
+    PaperEntry('CondenseNetV2-B', 'configs/imagenet/cnv2_b.py', '2/3/5', 146, 3.6),
+    PaperEntry('CondenseNetV2-C', 'configs/imagenet/cnv2_c.py', '2/3/5', 309, 6.1),
+    PaperEntry('SFR-ShuffleNetV2 0.5x', 'configs/imagenet/sfr_shufflenetv2_0.5x.py', '9/14', 43,
+               1.4),
+    PaperEntry('SFR-ShuffleNetV2 1.0x', 'configs/imagenet/sfr_shufflenetv2_1.0x.py', '3/9', 150,
+               2.3),
+    PaperEntry('SFR-ShuffleNetV2 1.5x', 'configs/imagenet/sfr_shufflenetv2_1.5x.py', '3/9', 306,
+               3.5),
+    PaperEntry('ShuffleNetV2+ Small', 'configs/imagenet/shufflenetv2plus_small.py', '5', 156, 5.1),
+    PaperEntry('SFR-ShuffleNetV2+ Small', 'configs/imagenet/sfr_shufflenetv2plus_small.py',
+               '5/11', 161, 5.2),
+    PaperEntry('ShuffleNetV2+ Medium', 'configs/imagenet/shufflenetv2plus_medium.py', '5', 222,
+               5.6),
+    PaperEntry('SFR-ShuffleNetV2+ Medium', 'configs/imagenet/sfr_shufflenetv2plus_medium.py',
+               '5/11', 229, 5.7),
+    PaperEntry('CondenseNet-A', 'configs/imagenet/condensenet_a.py', '3/13', 56, 0.9),
+    PaperEntry('CondenseNet-B', 'configs/imagenet/condensenet_b.py', '3/13', 132, 2.1),
+    PaperEntry('CondenseNet-C', 'configs/imagenet/condensenet_c.py', '13/14', 274, 2.9),
+    PaperEntry('CondenseNetV2-110 (C-10)', 'configs/cifar/cnv2_110_c10.py', '6', 41, 0.48,
+               (32, 32)),
+    PaperEntry('CondenseNetV2-146 (C-10)', 'configs/cifar/cnv2_146_c10.py', '6', 62, 0.78,
+               (32, 32)),
+]
+
+
+def paper_table(root: str = '.', with_mmengine: bool = True) -> List[dict]:
+    """Count every :data:`PAPER_ENTRIES` model (deploy form) next to the paper.
+
+    Returns:
+        list[dict]: one row per model with ``name``, ``table``, ``config``,
+        ``flops``/``params`` (ours, paper's count), ``paper_flops``/
+        ``paper_params``, their relative differences, and mmengine's counts.
+        A model whose config is absent is reported with ``missing=True``.
+    """
+    from mmengine.config import Config
+
+    from .complexity import config_complexity
+
+    rows = []
+    for e in PAPER_ENTRIES:
+        row = dict(name=e.name, table=e.table, config=e.config, paper_flops=e.flops,
+                   paper_params=e.params)
+        path = osp.join(root, e.config)
+        if not osp.exists(path):
+            rows.append(dict(row, missing=True))
+            continue
+        r = config_complexity(Config.fromfile(path), e.shape, with_mmengine=with_mmengine)
+        flops, params = r['paper_flops'] / 1e6, r['paper_params'] / 1e6
+        row.update(flops=flops, params=params, flops_diff=flops / e.flops - 1,
+                   params_diff=None if e.params is None else params / e.params - 1,
+                   mmengine_flops=r.get('mmengine_flops', float('nan')) / 1e6,
+                   mmengine_params=r.get('mmengine_params', float('nan')) / 1e6)
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: List[dict]) -> str:
+    """A plain-text table of :func:`paper_table`'s rows."""
+    lines = [f"{'model':<26}{'table':>6}{'FLOPs':>9}{'paper':>7}{'diff':>8}"
+             f"{'params':>9}{'paper':>7}{'diff':>8}{'mmengine FLOPs':>16}"]
+    for r in rows:
+        if r.get('missing'):
+            lines.append(f"{r['name']:<26}{r['table']:>6}   (config {r['config']} not found)")
+            continue
+        pd = '' if r['params_diff'] is None else f"{r['params_diff']:+.1%}"
+        lines.append(
+            f"{r['name']:<26}{r['table']:>6}{r['flops']:>8.2f}M{r['paper_flops']:>6g}M"
+            f"{r['flops_diff']:>+8.1%}{r['params']:>8.3f}M{r['paper_params']:>6g}M{pd:>8}"
+            f"{r['mmengine_flops']:>15.2f}M")
+    return '\n'.join(lines)
