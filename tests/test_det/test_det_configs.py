@@ -18,9 +18,11 @@ NAMES = [osp.basename(c) for c in CONFIGS]
 def test_table7_configs_are_shipped():
     expected = {f'faster_rcnn_{b}.py' for b in (
         'shufflenetv2_0.5x', 'shufflenetv2_1.0x', 'shufflenetv2_1.5x', 'mobilenetv2_1.0x',
-        'cnv2_a', 'cnv2_b', 'cnv2_c')}
+        'cnv2_a', 'cnv2_b', 'cnv2_c', 'sfr_shufflenetv2_0.5x', 'sfr_shufflenetv2_1.0x',
+        'sfr_shufflenetv2_1.5x', 'sfr_shufflenetv2plus_small', 'sfr_shufflenetv2plus_medium')}
     expected |= {f'retinanet_{b}.py' for b in (
-        'mobilenetv2_1.0x', 'shufflenetv2_1.5x', 'cnv2_a', 'cnv2_b', 'cnv2_c')}
+        'mobilenetv2_1.0x', 'shufflenetv2_1.5x', 'cnv2_a', 'cnv2_b', 'cnv2_c',
+        'sfr_shufflenetv2_1.5x')}
     assert expected <= set(NAMES)
 
 
