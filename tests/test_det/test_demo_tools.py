@@ -59,3 +59,11 @@ def test_dist_train_script_two_cpu_processes(tmp_path):
     assert 'Distributed launcher: pytorch' in log or 'launcher: pytorch' in log
     assert 'World size: 2' in log
     assert osp.exists(tmp_path / 'epoch_1.pth')
+
+
+def test_mmdet_own_train_script_accepts_our_config(tmp_path):
+    import mmdet
+    script = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
+    assert osp.exists(script)
+    run([sys.executable, script, CONFIG, '--work-dir', str(tmp_path), '--cfg-options', *TINY])
+    assert osp.exists(tmp_path / 'epoch_1.pth')

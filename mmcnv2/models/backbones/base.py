@@ -1,11 +1,14 @@
 """OpenMMLab backbone conventions shared by the learned-sparsity backbones."""
+import copy
 from typing import List, Sequence
 
 import torch.nn as nn
+from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..deploy import sparse_layers, switch_model_to_deploy
+from ..layers import DenseStage
 
 
 class SparseBackbone(BaseModule):
@@ -103,3 +106,80 @@ class SparseBackbone(BaseModule):
             elif isinstance(m, (_BatchNorm, nn.GroupNorm)):
                 nn.init.constant_(m.weight, 1)
                 nn.init.constant_(m.bias, 0)
+
+
+class DenseBackbone(SparseBackbone):
+    """Base of the CondenseNet family: a stem convolution, dense stages separated by
+    2x2 average pools, and ``BN -> ReLU`` after the last stage.
+
+    Stage ``i`` is dense block ``i``. Subclasses define :attr:`arch_settings`
+    (each with ``depths``, ``growth_rates`` and ``stem_stride``) and call
+    :meth:`_build_dense` with a factory of their dense layer.
+    """
+
+    arch_settings: dict = {}
+
+    def _parse_arch(self, arch) -> dict:
+        allowed = sorted(self.arch_settings)
+        if isinstance(arch, str):
+            if arch.lower() not in self.arch_settings:
+                raise ValueError(f'arch must be one of {allowed} or a dict, got {arch!r}')
+            return copy.deepcopy(self.arch_settings[arch.lower()])
+        if not isinstance(arch, dict):
+            raise ValueError(f'arch must be one of {allowed} or a dict, got {type(arch).__name__}')
+        required = set(next(iter(self.arch_settings.values())))
+        missing, unknown = required - set(arch), set(arch) - required
+        if missing or unknown:
+            raise ValueError(f'a custom arch dict needs exactly the keys {sorted(required)}; '
+                             f'missing {sorted(missing)}, unknown {sorted(unknown)}')
+        arch = copy.deepcopy(dict(arch))
+        if len(arch['depths']) != len(arch['growth_rates']) or not arch['depths']:
+            raise ValueError('arch depths and growth_rates must be non-empty and of equal length, '
+                             f"got {arch['depths']} and {arch['growth_rates']}")
+        arch['depths'], arch['growth_rates'] = tuple(arch['depths']), tuple(arch['growth_rates'])
+        return arch
+
+    def _build_dense(self, make_layer, in_channels: int, conv_cfg, norm_cfg):
+        """Build stem, stages and the last norm; ``make_layer(stage, channels, growth)``."""
+        arch = self.arch
+        channels = 2 * arch['growth_rates'][0]
+        self.stem = build_conv_layer(conv_cfg, in_channels, channels, 3,
+                                     stride=arch['stem_stride'], padding=1, bias=False)
+        self.stages = nn.ModuleList()
+        stage_channels = []
+        for i, (depth, growth) in enumerate(zip(arch['depths'], arch['growth_rates'])):
+            layers = []
+            for _ in range(depth):
+                layers.append(make_layer(i, channels, growth))
+                channels += growth
+            self.stages.append(DenseStage(layers, downsample=i > 0))
+            stage_channels.append(channels)
+        self.norm_last = build_norm_layer(norm_cfg, channels)[1]
+        self.act_last = nn.ReLU(inplace=True)
+        #: Channels of every stage's output, indexed by stage.
+        self.out_channels = tuple(stage_channels)
+        self._freeze_stages()
+
+    @property
+    def stage_strides(self):
+        """Stride of every stage's output relative to the input."""
+        s = self.arch['stem_stride']
+        return tuple(s * 2**i for i in range(len(self.stages)))
+
+    def forward(self, x):
+        x = self.stem(x)
+        outs = []
+        last = len(self.stages) - 1
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i == last:
+                x = self.act_last(self.norm_last(x))
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+    def _frozen_modules(self):
+        modules = [self.stem] + list(self.stages[:self.frozen_stages])
+        if self.frozen_stages == len(self.stages):
+            modules.append(self.norm_last)
+        return modules

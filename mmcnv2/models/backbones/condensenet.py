@@ -6,10 +6,9 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
-from mmcv.cnn import build_conv_layer, build_norm_layer
 
-from ..layers import DenseStage, LearnedGroupConv, PreActConv
-from .base import SparseBackbone
+from ..layers import LearnedGroupConv, PreActConv
+from .base import DenseBackbone
 
 
 class CondenseDenseLayer(nn.Module):
@@ -34,7 +33,7 @@ class CondenseDenseLayer(nn.Module):
         return self._forward(x)
 
 
-class CondenseNet(SparseBackbone):
+class CondenseNet(DenseBackbone):
     """CondenseNet backbone: learned group convolutions, no feature reactivation.
 
     The ImageNet baselines of the CondenseNetV2 paper's appendix (Tables
@@ -90,51 +89,13 @@ class CondenseNet(SparseBackbone):
                                 out_indices=out_indices, frozen_stages=frozen_stages,
                                 conv_cfg=conv_cfg, norm_cfg=norm_cfg, norm_eval=norm_eval,
                                 with_cp=with_cp)
-        if isinstance(arch, str):
-            if arch.lower() not in self.arch_settings:
-                raise ValueError(f'arch must be one of {sorted(self.arch_settings)} or a dict, '
-                                 f'got {arch!r}')
-            arch = copy.deepcopy(self.arch_settings[arch.lower()])
-        elif not isinstance(arch, dict) or set(arch) != set(self.arch_settings['a']):
-            raise ValueError(f'a custom arch must be a dict with exactly the keys '
-                             f"{sorted(self.arch_settings['a'])}, got {arch!r}")
-        self.arch = arch
+        self.arch = arch = self._parse_arch(arch)
         self._set_conventions(len(arch['depths']), out_indices, frozen_stages, norm_eval, with_cp,
                               deploy)
-        channels = 2 * arch['growth_rates'][0]
-        self.stem = build_conv_layer(conv_cfg, in_channels, channels, 3,
-                                     stride=arch['stem_stride'], padding=1, bias=False)
-        self.stages = nn.ModuleList()
-        stage_channels = []
-        for i, (depth, growth) in enumerate(zip(arch['depths'], arch['growth_rates'])):
-            layers = []
-            for _ in range(depth):
-                layers.append(CondenseDenseLayer(channels, growth, arch['bottleneck'],
-                                                 arch['condense_factor'], arch['groups'],
-                                                 conv_cfg, norm_cfg, deploy, with_cp))
-                channels += growth
-            self.stages.append(DenseStage(layers, downsample=i > 0))
-            stage_channels.append(channels)
-        self.norm_last = build_norm_layer(norm_cfg, channels)[1]
-        self.act_last = nn.ReLU(inplace=True)
-        #: Channels of every stage's output, indexed by stage.
-        self.out_channels = tuple(stage_channels)
-        self._freeze_stages()
 
-    def forward(self, x):
-        x = self.stem(x)
-        outs = []
-        last = len(self.stages) - 1
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            if i == last:
-                x = self.act_last(self.norm_last(x))
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+        def make_layer(i, channels, growth):
+            return CondenseDenseLayer(channels, growth, arch['bottleneck'],
+                                      arch['condense_factor'], arch['groups'], conv_cfg, norm_cfg,
+                                      deploy, with_cp)
 
-    def _frozen_modules(self):
-        modules = [self.stem] + list(self.stages[:self.frozen_stages])
-        if self.frozen_stages == len(self.stages):
-            modules.append(self.norm_last)
-        return modules
+        self._build_dense(make_layer, in_channels, conv_cfg, norm_cfg)

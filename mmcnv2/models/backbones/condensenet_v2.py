@@ -6,11 +6,9 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
-from mmcv.cnn import build_conv_layer, build_norm_layer
 
-from ..layers import (DenseStage, LearnedGroupConv, PreActConv, SparseFeatureReactivation,
-                      SqueezeExcitation)
-from .base import SparseBackbone
+from ..layers import LearnedGroupConv, PreActConv, SparseFeatureReactivation, SqueezeExcitation
+from .base import DenseBackbone
 
 
 class SFRDenseLayer(nn.Module):
@@ -44,7 +42,7 @@ class SFRDenseLayer(nn.Module):
         return self._forward(x)
 
 
-class CondenseNetV2(SparseBackbone):
+class CondenseNetV2(DenseBackbone):
     """CondenseNetV2 backbone.
 
     A stem convolution followed by dense blocks of :class:`SFRDenseLayer`
@@ -131,69 +129,10 @@ class CondenseNetV2(SparseBackbone):
         self._set_conventions(len(arch['depths']), out_indices, frozen_stages, norm_eval, with_cp,
                               deploy)
 
-        channels = 2 * arch['growth_rates'][0]
-        self.stem = build_conv_layer(conv_cfg, in_channels, channels, 3,
-                                     stride=arch['stem_stride'], padding=1, bias=False)
-        self.stages = nn.ModuleList()
-        stage_channels = []
-        for i, (depth, growth) in enumerate(zip(arch['depths'], arch['growth_rates'])):
+        def make_layer(i, channels, growth):
             act_cfg = dict(type='HSwish') if i >= arch['hswish_from'] else dict(type='ReLU')
-            layers = []
-            for _ in range(depth):
-                layers.append(
-                    SFRDenseLayer(channels, growth, arch['bottleneck'], arch['condense_factor'],
-                                  arch['sparse_factor'], arch['groups'], i >= arch['se_from'],
-                                  conv_cfg, norm_cfg, act_cfg, deploy=deploy, with_cp=with_cp))
-                channels += growth
-            self.stages.append(DenseStage(layers, downsample=i > 0))
-            stage_channels.append(channels)
-        self.norm_last = build_norm_layer(norm_cfg, channels)[1]
-        self.act_last = nn.ReLU(inplace=True)
-        #: Channels of every stage's output, indexed by stage.
-        self.out_channels = tuple(stage_channels)
-        self._freeze_stages()
+            return SFRDenseLayer(channels, growth, arch['bottleneck'], arch['condense_factor'],
+                                 arch['sparse_factor'], arch['groups'], i >= arch['se_from'],
+                                 conv_cfg, norm_cfg, act_cfg, deploy=deploy, with_cp=with_cp)
 
-    def _parse_arch(self, arch):
-        if isinstance(arch, str):
-            if arch.lower() not in self.arch_settings:
-                raise ValueError(f'arch must be one of {sorted(self.arch_settings)} or a dict, '
-                                 f'got {arch!r}')
-            return copy.deepcopy(self.arch_settings[arch.lower()])
-        if not isinstance(arch, dict):
-            raise ValueError(f'arch must be one of {sorted(self.arch_settings)} or a dict, '
-                             f'got {type(arch).__name__}')
-        required = set(self.arch_settings['a'])
-        missing, unknown = required - set(arch), set(arch) - required
-        if missing or unknown:
-            raise ValueError(f'a custom arch dict needs exactly the keys {sorted(required)}; '
-                             f'missing {sorted(missing)}, unknown {sorted(unknown)}')
-        arch = copy.deepcopy(dict(arch))
-        if len(arch['depths']) != len(arch['growth_rates']) or not arch['depths']:
-            raise ValueError('arch depths and growth_rates must be non-empty and of equal length, '
-                             f"got {arch['depths']} and {arch['growth_rates']}")
-        arch['depths'], arch['growth_rates'] = tuple(arch['depths']), tuple(arch['growth_rates'])
-        return arch
-
-    @property
-    def stage_strides(self):
-        """Stride of every stage's output relative to the input."""
-        s = self.arch['stem_stride']
-        return tuple(s * 2**i for i in range(len(self.stages)))
-
-    def forward(self, x):
-        x = self.stem(x)
-        outs = []
-        last = len(self.stages) - 1
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            if i == last:
-                x = self.act_last(self.norm_last(x))
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
-
-    def _frozen_modules(self):
-        modules = [self.stem] + list(self.stages[:self.frozen_stages])
-        if self.frozen_stages == len(self.stages):
-            modules.append(self.norm_last)
-        return modules
+        self._build_dense(make_layer, in_channels, conv_cfg, norm_cfg)
