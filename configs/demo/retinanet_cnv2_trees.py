@@ -1,7 +1,8 @@
 # The detection demo: RetinaNet + FPN with a small CondenseNetV2, trained from scratch on real
 # NEON aerial tree-crown tiles (demo_data/neon_trees, 44 train / 10 val tiles of 400x400) on CPU,
 # with the backbone's LGC/SFR layers pruned by SparsifyHook over the first half of training and
-# the deploy (condensed) checkpoint written at the end.
+# the deploy (condensed) checkpoint written at the end. From scratch on 44 tiles, the head and
+# neck use GroupNorm and the training data scale/crop/colour jitter.
 _base_ = ['mmdet::_base_/models/retinanet_r50_fpn.py', 'mmdet::_base_/default_runtime.py']
 custom_imports = dict(imports=['mmcnv2'], allow_failed_imports=False)
 
@@ -17,8 +18,10 @@ model = dict(
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,
         init_cfg=None),
-    neck=dict(in_channels=[32, 64, 160, 416], out_channels=64),
-    bbox_head=dict(num_classes=1, in_channels=64, feat_channels=64, stacked_convs=2),
+    neck=dict(in_channels=[32, 64, 160, 416], out_channels=64,
+              norm_cfg=dict(type='GN', num_groups=16, requires_grad=True)),
+    bbox_head=dict(num_classes=1, in_channels=64, feat_channels=64, stacked_convs=2,
+                   norm_cfg=dict(type='GN', num_groups=16, requires_grad=True)),
     test_cfg=dict(score_thr=0.05, max_per_img=300))
 
 data_root = 'demo_data/neon_trees/'
@@ -26,7 +29,10 @@ metainfo = dict(classes=('tree', ), palette=[(0, 255, 0)])
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=(400, 400), keep_ratio=True),
+    dict(type='RandomResize', scale=(400, 400), ratio_range=(0.8, 1.25), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=(400, 400), allow_negative_crop=False),
+    dict(type='PhotoMetricDistortion', brightness_delta=24, contrast_range=(0.75, 1.25),
+         saturation_range=(0.75, 1.25), hue_delta=10),
     dict(type='RandomFlip', prob=[0.5, 0.5], direction=['horizontal', 'vertical']),
     dict(type='PackDetInputs'),
 ]
@@ -60,12 +66,12 @@ val_evaluator = dict(type='CocoMetric', ann_file=data_root + 'annotations/val.js
                      metric='bbox', format_only=False)
 test_evaluator = val_evaluator
 
-max_epochs = 100
+max_epochs = 120
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(
-    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
+    optimizer=dict(type='AdamW', lr=3e-3, weight_decay=0.05),
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
     clip_grad=dict(max_norm=10.0))
 param_scheduler = [
