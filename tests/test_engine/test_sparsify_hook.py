@@ -36,9 +36,11 @@ def test_iteration_loop_ends_exactly_sparse(tmp_path, iters):
             assert stage == stage_at(i / iters, factor), (i, name)
 
 
-@pytest.mark.parametrize('iters_per_epoch,epochs', [(1, 1), (3, 1), (7, 1), (4, 2)])
-def test_epoch_loop_ends_exactly_sparse(tmp_path, iters_per_epoch, epochs):
-    runner, rec = run(tiny_cfg(tmp_path, epochs=epochs, images=8 * iters_per_epoch))
+@pytest.mark.parametrize('iters_per_epoch,epochs,batch', [(1, 1, 8), (3, 1, 8), (7, 1, 8),
+                                                          (4, 2, 8), (8, 125, 1)])
+def test_epoch_loop_ends_exactly_sparse(tmp_path, iters_per_epoch, epochs, batch):
+    runner, rec = run(tiny_cfg(tmp_path, epochs=epochs, images=batch * iters_per_epoch,
+                               batch=batch, checkpoint_interval=10**6))
     total = iters_per_epoch * epochs
     assert len(rec.stages) == total
     check_fully_sparse(runner.model)

@@ -157,3 +157,16 @@ def test_switch_to_deploy_refuses_unfinished_model():
     with pytest.raises(ValueError, match=r'stages\.0\.layers\.0\.conv1 is at stage 2 of 7'):
         model.switch_to_deploy()
     assert not any(m.deploy for _, m in model.sparse_layers()), 'nothing converted on error'
+
+
+def test_norm_cfg_switches_to_syncbn_and_gn_and_condenses():
+    model = CondenseNetV2('a', norm_cfg=dict(type='SyncBN'))
+    norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    assert norms and all(isinstance(m, torch.nn.SyncBatchNorm) for m in norms)
+    sparsify_all(model)
+    model.switch_to_deploy()
+    assert all(isinstance(m.norm, torch.nn.SyncBatchNorm) for _, m in model.sparse_layers())
+    with torch.no_grad():  # SyncBN in eval mode runs on one CPU process
+        assert model.eval()(torch.randn(1, 3, 64, 64))[0].shape == (1, 800, 2, 2)
+    gn = CondenseNetV2('a', norm_cfg=dict(type='GN', num_groups=4))
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in gn.modules())
