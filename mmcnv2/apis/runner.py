@@ -60,6 +60,16 @@ def init_cpu_process_group():
     dist.init_process_group(backend='gloo')
 
 
+def _close_process_group():
+    """Leave the process group cleanly: a gloo group still alive at interpreter
+    exit can abort the process ('terminate called without an active exception')."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def enable_amp(cfg: Config):
     """Switch the optimizer wrapper to mixed precision, as mmdet/mmpretrain do."""
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
@@ -95,6 +105,7 @@ def train(config: str, work_dir=None, resume=None, amp=False, cfg_options=None, 
         cfg.resume, cfg.load_from = True, resume
     runner = build_runner(cfg)
     runner.train()
+    _close_process_group()
     return runner
 
 
@@ -103,4 +114,6 @@ def test(config: str, checkpoint: str, work_dir=None, cfg_options=None, launcher
     cfg = load_config(config, cfg_options, work_dir, launcher)
     cfg.load_from = checkpoint
     runner = build_runner(cfg)
-    return runner.test()
+    metrics = runner.test()
+    _close_process_group()
+    return metrics
