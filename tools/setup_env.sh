@@ -57,7 +57,7 @@ if ! ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
     rm -rf "$BUILD"
 fi
 "${PIP[@]}" install -q "$WHEEL_DIR"/mmcv-*.whl
-"${PIP[@]}" install -q -r "$ROOT/requirements/tests.txt"
+"${PIP[@]}" install -q -r "$ROOT/requirements/tests.txt" -r "$ROOT/requirements/deploy.txt"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
 "$VENV/bin/python" -c "import mmcv.ops, mmdet.models, mmpretrain.models, mmcnv2"
 stamp_value > "$STAMP"
