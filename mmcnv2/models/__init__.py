@@ -2,6 +2,7 @@ from ..registry import register
 from .backbones import (CondenseNet, CondenseNetV2, SFRShuffleNetV2, SFRShuffleNetV2Plus,
                         ShuffleNetV2Plus)
 from .heads import CondenseNetClsHead, CondenseNetV2ClsHead, ShuffleNetV2PlusClsHead
+from .deploy import fuse_for_inference, switch_model_to_deploy
 from .layers import LearnedGroupConv, SparseFeatureReactivation
 
 for _backbone in (CondenseNet, CondenseNetV2, SFRShuffleNetV2, SFRShuffleNetV2Plus,
@@ -13,5 +14,5 @@ for _head in (CondenseNetClsHead, CondenseNetV2ClsHead, ShuffleNetV2PlusClsHead)
 __all__ = [
     'CondenseNet', 'CondenseNetV2', 'SFRShuffleNetV2', 'SFRShuffleNetV2Plus', 'ShuffleNetV2Plus',
     'CondenseNetClsHead', 'CondenseNetV2ClsHead', 'ShuffleNetV2PlusClsHead', 'LearnedGroupConv',
-    'SparseFeatureReactivation'
+    'SparseFeatureReactivation', 'fuse_for_inference', 'switch_model_to_deploy'
 ]

@@ -1,6 +1,7 @@
 """Whole-model conversion to the deploy (condensed) form."""
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
+import torch
 import torch.nn as nn
 from mmengine.model import is_model_wrapper
 
@@ -44,3 +45,60 @@ def switch_model_to_deploy(model: nn.Module) -> int:
                 m.switch_to_deploy()  # e.g. a head with a condensed classifier
             m.deploy = True
     return len(todo)
+
+
+def fuse_for_inference(model: nn.Module, dense_below: Optional[int] = None) -> nn.Module:
+    """The fastest CPU form of a deploy-form model, for inference only (in place).
+
+    Every CondenseNetV2 dense stage becomes a :class:`FusedSFRDenseStage`
+    (BN folded, one preallocated buffer per stage, in-place reactivation, dense
+    or batched products chosen by group size, channels-last 3x3 convolutions);
+    SFR-ShuffleNetV2(+) backbones are put in channels-last memory format (their
+    depthwise convolutions and max pool run much faster so); the model is put
+    in eval mode. The result computes the same outputs as the deploy form;
+    it cannot be trained and its state dict is not a checkpoint format: keep
+    the deploy-form checkpoint and fuse after loading.
+
+    Args:
+        model (nn.Module): A classifier, detector or backbone whose LGC/SFR
+            layers are all in deploy form.
+        dense_below (int, optional): See :class:`FusedSFRDenseStage`; None
+            uses its measured default.
+
+    Returns:
+        nn.Module: ``model``, fused.
+
+    Raises:
+        ValueError: if a sparse layer is still in training form.
+
+    Example:
+        >>> import torch
+        >>> from mmcnv2.models import CondenseNetV2
+        >>> net = CondenseNetV2('a', deploy=True).eval()
+        >>> x = torch.randn(1, 3, 64, 64)
+        >>> with torch.no_grad():
+        ...     y = net(x)[0]
+        ...     fused = fuse_for_inference(net)
+        ...     torch.allclose(fused(x)[0], y, rtol=1e-4, atol=1e-5)
+        True
+    """
+    from .layers import DenseStage, FusedSFRDenseStage
+
+    root = model.module if is_model_wrapper(model) else model
+    training = [n for n, m in sparse_layers(root) if not m.deploy]
+    if training:
+        raise ValueError(f'fuse_for_inference needs the deploy form; {training[0]} and '
+                         f'{len(training) - 1} more sparse layers are in training form: call '
+                         'switch_model_to_deploy (or build with deploy=True) first')
+    root.eval()
+    for parent in list(root.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, DenseStage) and all(
+                    hasattr(layer, 'sfr') for layer in child.layers):
+                setattr(parent, name, FusedSFRDenseStage(
+                    child, FusedSFRDenseStage.DENSE_BELOW if dense_below is None else dense_below))
+    from .backbones.sfr_shufflenet_v2 import ShuffleNetFamily
+    for m in root.modules():
+        if isinstance(m, ShuffleNetFamily):
+            m.to(memory_format=torch.channels_last)
+    return root

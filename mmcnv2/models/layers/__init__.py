@@ -1,4 +1,5 @@
 from .dense_blocks import DenseStage, PreActConv
+from .fused_dense_stage import FusedSFRDenseStage
 from .learned_group_conv import LearnedGroupConv, channel_shuffle
 from .sparse_conv import SparseConvBase, stage_at
 from .sparse_feature_reactivation import SparseFeatureReactivation
@@ -6,6 +7,7 @@ from .shuffle_units import UNIT_KINDS, ShuffleSqueezeExcitation, ShuffleUnit
 from .squeeze_excitation import SqueezeExcitation
 
 __all__ = [
-    'ShuffleUnit', 'ShuffleSqueezeExcitation', 'UNIT_KINDS',     'DenseStage', 'PreActConv',     'LearnedGroupConv', 'SparseFeatureReactivation', 'SparseConvBase', 'SqueezeExcitation',
-    'channel_shuffle', 'stage_at'
+    'ShuffleUnit', 'ShuffleSqueezeExcitation', 'UNIT_KINDS', 'DenseStage', 'FusedSFRDenseStage',
+    'PreActConv', 'LearnedGroupConv', 'SparseFeatureReactivation', 'SparseConvBase',
+    'SqueezeExcitation', 'channel_shuffle', 'stage_at'
 ]

@@ -74,14 +74,25 @@ class SparseFeatureReactivation(SparseConvBase):
         n, c, h, w = x.shape
         return x.view(n, c // self.groups, self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
+    def _increment(self, new: torch.Tensor) -> torch.Tensor:
+        """Deploy form: the ``kept`` increments, to be summed into channels ``index``."""
+        x = self.act(self.norm(new))
+        if self.groups > 1 and self.groups < self.in_channels:
+            x = self._gather_groups(x)
+        return self.conv(x)
+
     def forward(self, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
         """Return ``old`` with the increments computed from ``new`` added."""
-        x = self.act(self.norm(new))
         if self.deploy:
-            if self.groups > 1 and self.groups < self.in_channels:
-                x = self._gather_groups(x)
-            return old.index_add(1, self.index, self.conv(x))
-        return old + self._masked_conv(x)
+            return old.index_add(1, self.index, self._increment(new))
+        return old + self._masked_conv(self.act(self.norm(new)))
+
+    def add_increment_(self, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+        """In-place ``forward`` for inference in deploy form: add into ``old`` (a view is
+        fine) instead of copying it. Returns ``old``."""
+        if not self.deploy:
+            raise RuntimeError('add_increment_() needs the deploy form')
+        return old.index_add_(1, self.index, self._increment(new))
 
     @torch.no_grad()
     def switch_to_deploy(self):

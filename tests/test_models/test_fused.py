@@ -1,0 +1,103 @@
+"""The inference-only fused form equals the training form (1e-5 relative), for every arch."""
+import copy
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope, MODELS
+
+from mmcnv2.models import (CondenseNetV2, SFRShuffleNetV2, SFRShuffleNetV2Plus,
+                           fuse_for_inference, switch_model_to_deploy)
+from mmcnv2.models.deploy import sparse_layers
+from mmcnv2.models.layers import FusedSFRDenseStage
+from tests.conftest import randomize_bn
+
+
+def trained_like(model):
+    """Random weights and BN stats, every sparse layer pruned to its end (random masks)."""
+    model.init_weights()
+    randomize_bn(model)
+    for _, m in sparse_layers(model):
+        if not m.deploy:  # the detection configs fine-tune the deploy form
+            m.sparsify(1.0)
+    return model.eval()
+
+
+def assert_same(outs, refs):
+    for o, r in zip(outs, refs):
+        assert o.shape == r.shape
+        torch.testing.assert_close(o, r, rtol=1e-5, atol=1e-5 * float(r.abs().max()))
+
+
+CUSTOM = dict(depths=(2, 3), growth_rates=(8, 16), condense_factor=4, sparse_factor=2,
+              groups=2, bottleneck=4, stem_stride=2, hswish_from=1, se_from=1)
+
+
+@pytest.mark.parametrize('dense_below', [None, 0, 10**6], ids=['measured', 'grouped', 'dense'])
+@pytest.mark.parametrize('arch', ['a', 'b', 'c', 'cifar110', 'cifar146', 'custom'])
+def test_fused_condensenet_v2_equals_training_form(arch, dense_below):
+    torch.manual_seed(2)
+    stages = 3 if arch.startswith('cifar') else 2 if arch == 'custom' else 5
+    model = trained_like(CondenseNetV2(CUSTOM if arch == 'custom' else arch,
+                                       out_indices=tuple(range(stages))))
+    size = (32, 35) if arch.startswith('cifar') else (97, 131)
+    x = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        ref = model(x)
+        fused = fuse_for_inference(switch_model_to_deploy(model) and model, dense_below)
+        assert sum(isinstance(m, FusedSFRDenseStage) for m in fused.modules()) == stages
+        assert_same(fused(x), ref)
+        assert_same(fused(x[:1]), [r[:1] for r in ref])  # batch 1 takes other kernels
+
+
+def test_fused_layers_take_both_paths_by_default():
+    fused = fuse_for_inference(CondenseNetV2('c', deploy=True).eval())
+    dense = [layer.dense for stage in fused.stages for layer in stage.layers]
+    assert any(dense) and not all(dense)  # 1x1 products: dense early, grouped late
+    depthwise = [layer.depthwise for stage in fused.stages for layer in stage.layers]
+    assert depthwise[0] and not depthwise[-1]
+
+
+@pytest.mark.parametrize('cls,arch', [(SFRShuffleNetV2, '0.5x'), (SFRShuffleNetV2, '1.5x'),
+                                      (SFRShuffleNetV2Plus, 'small')])
+def test_fused_shufflenets_equal_training_form(cls, arch):
+    torch.manual_seed(0)
+    model = trained_like(cls(arch, out_indices=(0, 1, 2, 3, 4)))
+    x = torch.randn(2, 3, 96, 128)
+    with torch.no_grad():
+        ref = model(x)
+        switch_model_to_deploy(model)
+        fused = fuse_for_inference(model)
+        outs = fused(x)
+    assert fused.stem.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert_same(outs, ref)
+
+
+def test_fused_classifier_and_detector_from_configs():
+    torch.manual_seed(0)
+    for config, x in (('configs/imagenet/cnv2_a.py', torch.randn(1, 3, 224, 224)),
+                      ('configs/retinanet_cnv2_a.py', torch.randn(1, 3, 160, 224))):
+        cfg = Config.fromfile(config)
+        cfg.model.backbone.pop('init_cfg', None)
+        with DefaultScope.overwrite_default_scope(cfg.default_scope):
+            model = trained_like(MODELS.build(cfg.model))
+        with torch.no_grad():
+            ref = model(x, mode='tensor')
+            switch_model_to_deploy(model)
+            out = fuse_for_inference(model)(x, mode='tensor')
+        if isinstance(ref, torch.Tensor):
+            ref, out = [ref], [out]
+        else:  # RetinaNet: (cls scores per level, bbox preds per level)
+            ref, out = [t for level in ref for t in level], [t for level in out for t in level]
+        assert_same(out, ref)
+
+
+def test_fuse_refuses_training_form_and_training_mode():
+    model = CondenseNetV2('a')
+    with pytest.raises(ValueError, match=r'deploy form.*stages\.0\.layers\.0\.conv1'):
+        fuse_for_inference(model)
+    fused = fuse_for_inference(CondenseNetV2('a', deploy=True))
+    with pytest.raises(RuntimeError, match='inference-only'):
+        fused.train()
+    with pytest.raises(ValueError, match='expected 16 input channels, got 3'):
+        fused.stages[0](torch.randn(1, 3, 8, 8))
