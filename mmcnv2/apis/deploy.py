@@ -11,9 +11,23 @@ from ..models.deploy import switch_model_to_deploy
 from .runner import build_runner, load_config
 
 
-def save_deploy_checkpoint(model, out: str, meta: Optional[dict] = None):
-    """Save ``model`` (already in deploy form) as ``{'state_dict', 'meta'}``."""
+def save_deploy_checkpoint(model, out: str, meta: Optional[dict] = None,
+                           source_meta: Optional[dict] = None):
+    """Save ``model`` (already in deploy form) as ``{'state_dict', 'meta'}``.
+
+    Args:
+        model (nn.Module): The model in deploy form.
+        out (str): Where to save.
+        meta (dict, optional): Extra meta; ``meta['mmcnv2']['form']`` is set
+            to ``'deploy'``.
+        source_meta (dict, optional): The training checkpoint's meta. Its
+            ``dataset_meta`` (class names, palette) is kept so that
+            ``init_detector``/``DetInferencer`` label boxes with the
+            dataset's classes instead of falling back to COCO's.
+    """
     meta = dict(meta or {})
+    if source_meta and 'dataset_meta' in source_meta:
+        meta.setdefault('dataset_meta', source_meta['dataset_meta'])
     meta.setdefault('mmcnv2', {})['form'] = 'deploy'
     torch.save(dict(state_dict=model.state_dict(), meta=meta), out)
 
@@ -54,7 +68,9 @@ def compare_forms(config: str, checkpoint: str, out: Optional[str] = None,
         result['deploy'] = report()
         if out is not None:
             model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-            save_deploy_checkpoint(model, out, dict(source_checkpoint=osp.abspath(checkpoint)))
+            source_meta = torch.load(checkpoint, map_location='cpu', weights_only=True).get('meta', {})
+            save_deploy_checkpoint(model, out, dict(source_checkpoint=osp.abspath(checkpoint)),
+                                   source_meta=source_meta)
     return result
 
 
@@ -88,5 +104,5 @@ def convert_checkpoint(config: str, checkpoint: str, out: str,
     switch_model_to_deploy(model)
     meta = dict(ckpt.get('meta', {}).get('mmcnv2', {}), source_checkpoint=osp.abspath(checkpoint),
                 from_ema='ema_state_dict' in ckpt)
-    save_deploy_checkpoint(model, out, dict(mmcnv2=meta))
+    save_deploy_checkpoint(model, out, dict(mmcnv2=meta), source_meta=ckpt.get('meta', {}))
     return model

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = 'configs/demo/retinanet_cnv2_trees.py'
@@ -34,6 +35,9 @@ def test_two_iteration_train_writes_both_forms(trained):
     assert osp.exists(osp.join(work_dir, 'epoch_1.pth'))
     assert osp.exists(osp.join(work_dir, 'epoch_1_deploy.pth'))
     assert 'deploy-form checkpoint' in log
+    # the deploy checkpoint keeps the class names, so the inferencer says 'tree', not COCO's 'person'
+    meta = torch.load(osp.join(work_dir, 'epoch_1_deploy.pth'), weights_only=True)['meta']
+    assert tuple(meta['dataset_meta']['classes']) == ('tree',)
 
 
 def test_test_tool_on_both_forms(trained):

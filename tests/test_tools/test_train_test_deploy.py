@@ -62,6 +62,11 @@ def test_deploy_form_gives_identical_metrics(trained, tmp_path):
     assert r['training']['metrics'] == r['deploy']['metrics']
     assert r['deploy']['metrics']['accuracy/top1'] > 30  # 10 classes: chance is 10
     assert r['training']['paper_flops'] == pytest.approx(r['deploy']['paper_flops'])
+    # class names travel with the deploy checkpoint (the inferencers label with them)
+    src_meta = torch.load(osp.join(work_dir, 'epoch_2.pth'), weights_only=True)['meta']
+    dst_meta = torch.load(out, weights_only=True)['meta']
+    assert len(dst_meta['dataset_meta']['classes']) == 10
+    assert dst_meta['dataset_meta'] == src_meta['dataset_meta']
     # the deploy checkpoint loads into the config with model.backbone.deploy=True
     log = run('tools/test.py', CONFIG, out, '--work-dir', str(tmp_path / 't'), '--cfg-options',
               'model.backbone.deploy=True')

@@ -134,6 +134,10 @@ class SparsifyHook(Hook):
         out = self._deploy_path(runner)
         meta = dict(mmcnv2=dict(form='deploy', from_ema=bool(ema), iter=runner.iter),
                     cfg=runner.cfg.pretty_text if hasattr(runner, 'cfg') else None)
+        # as Runner.save_checkpoint does: the inferencers label with these classes
+        dataset = getattr(getattr(runner, 'train_dataloader', None), 'dataset', None)
+        if hasattr(dataset, 'metainfo'):
+            meta['dataset_meta'] = copy.deepcopy(dataset.metainfo)
         torch.save(dict(state_dict=model.state_dict(), meta=meta), out)
         runner.logger.info(f'SparsifyHook: deploy-form checkpoint ({"EMA" if ema else "live"} '
                            f'weights) saved to {out}; load it with model.backbone.deploy=True')
