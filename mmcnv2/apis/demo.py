@@ -24,28 +24,36 @@ def _last_checkpoint(work_dir):
         return f.read().strip()
 
 
-def run_demo(kind: str, work_dir: str = None, root: str = '.') -> dict:
+def run_demo(kind: str, work_dir: str = None, root: str = '.', cfg_options: dict = None) -> dict:
     """Train, evaluate both forms and (detection) draw detections on a val tile.
 
     Args:
         kind (str): ``'det'`` or ``'cls'``.
         work_dir (str, optional): Output folder; defaults to ``work_dirs/demo_<kind>``.
         root (str): Repository root (configs and demo data are relative to it).
+        cfg_options (dict, optional): Overrides for the demo config (e.g. a
+            shorter schedule).
 
     Returns:
         dict: ``checkpoint``, ``deploy_checkpoint``, ``forms`` (metrics, FLOPs and
-        params of both forms) and, for detection, ``picture``.
+        params of both forms) and, for detection, ``picture``; for
+        classification, ``connections`` (the paper's Figures 6/7).
     """
     if kind not in DEMOS:
         raise ValueError(f"kind must be one of {sorted(DEMOS)}, got {kind!r}")
     spec = DEMOS[kind]
     config = osp.join(root, spec['config'])
     work_dir = work_dir or osp.join(root, spec['work_dir'])
-    train(config, work_dir=work_dir)
+    train(config, work_dir=work_dir, cfg_options=cfg_options)
     ckpt = _last_checkpoint(work_dir)
     deploy_ckpt = osp.splitext(ckpt)[0] + '_deploy.pth'
-    forms = compare_forms(config, ckpt, out=None if osp.exists(deploy_ckpt) else deploy_ckpt)
+    forms = compare_forms(config, ckpt, out=None if osp.exists(deploy_ckpt) else deploy_ckpt,
+                          cfg_options=cfg_options)
     result = dict(checkpoint=ckpt, deploy_checkpoint=deploy_ckpt, forms=forms, work_dir=work_dir)
+    if kind == 'cls':  # the paper's Figures 6/7 from the trained (training-form) checkpoint
+        from ..analysis.connections import plot_connections
+        result['connections'] = osp.join(work_dir, 'connections.png')
+        plot_connections(ckpt, result['connections'])
     if kind == 'det':
         from mmengine.config import Config
 
@@ -77,5 +85,7 @@ def print_summary(kind: str, result: dict):
           '(load with model.backbone.deploy=True)')
     if 'picture' in result:
         print(f"detections on a val tile : {result['picture']}")
+    if 'connections' in result:
+        print(f"connections (Figs 6/7)   : {result['connections']}")
     print(f"logs                     : {result['work_dir']}")
     print('=' * 78)
