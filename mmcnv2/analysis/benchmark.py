@@ -1,0 +1,377 @@
+"""Latency benchmark of the deploy forms against same-FLOPs peers (``tools/benchmark.py``).
+
+Every model is timed in eval mode under ``torch.inference_mode`` on the CPU,
+for each thread count and batch size, as the median of repeated single
+forward passes after a warm-up (with the 25th/75th percentiles as spread).
+All models of one setting are timed one after another, so the ratio of a
+model to its peer compares two numbers taken under the same conditions.
+
+The peers are mmpretrain's ShuffleNetV2 0.5x/1.0x/1.5x, MobileNetV2 1.0x and
+MobileNetV3 small/large, as classifiers with their usual heads, as mmpretrain
+builds them (the ShuffleNetV2 also in channels-last layout, which our fused
+SFR-ShuffleNetV2 uses, so that its ratio can be read both ways). Each of our
+models is paired with the ShuffleNetV2 of (nearly) the same FLOPs: CondenseNetV2
+A/B/C with 0.5x/1.0x/1.5x (46/146/309M against 41/146/299M), SFR-ShuffleNetV2
+with the plain ShuffleNetV2 of its width.
+"""
+import copy
+import json
+import os
+import os.path as osp
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+#: Our classifiers: name -> (config, same-FLOPs peer).
+OURS = {
+    'CondenseNetV2-A': ('configs/imagenet/cnv2_a.py', 'ShuffleNetV2-0.5x'),
+    'CondenseNetV2-B': ('configs/imagenet/cnv2_b.py', 'ShuffleNetV2-1.0x'),
+    'CondenseNetV2-C': ('configs/imagenet/cnv2_c.py', 'ShuffleNetV2-1.5x'),
+    'SFR-ShuffleNetV2-0.5x': ('configs/imagenet/sfr_shufflenetv2_0.5x.py', 'ShuffleNetV2-0.5x'),
+    'SFR-ShuffleNetV2-1.0x': ('configs/imagenet/sfr_shufflenetv2_1.0x.py', 'ShuffleNetV2-1.0x'),
+    'SFR-ShuffleNetV2-1.5x': ('configs/imagenet/sfr_shufflenetv2_1.5x.py', 'ShuffleNetV2-1.5x'),
+}
+
+#: Our detectors timed at 800 x 1333: name -> (config, peer).
+DETECTORS = {
+    'RetinaNet-CondenseNetV2-C': ('configs/retinanet_cnv2_c.py', 'RetinaNet-ShuffleNetV2-1.5x'),
+}
+DETECTOR_PEERS = {'RetinaNet-ShuffleNetV2-1.5x': 'configs/retinanet_shufflenetv2_1.5x.py'}
+
+
+def _peer_classifier(backbone: dict, in_channels: int, head: Optional[dict] = None) -> dict:
+    return dict(
+        type='ImageClassifier', backbone=backbone, neck=dict(type='GlobalAveragePooling'),
+        head=head or dict(type='LinearClsHead', num_classes=1000, in_channels=in_channels))
+
+
+#: mmpretrain peers: name -> model config (mmpretrain scope).
+PEERS = {
+    'ShuffleNetV2-0.5x': _peer_classifier(dict(type='ShuffleNetV2', widen_factor=0.5), 1024),
+    'ShuffleNetV2-1.0x': _peer_classifier(dict(type='ShuffleNetV2', widen_factor=1.0), 1024),
+    'ShuffleNetV2-1.5x': _peer_classifier(dict(type='ShuffleNetV2', widen_factor=1.5), 1024),
+    'MobileNetV2-1.0x': _peer_classifier(dict(type='MobileNetV2', widen_factor=1.0), 1280),
+    'MobileNetV3-small': _peer_classifier(
+        dict(type='MobileNetV3', arch='small'), 576,
+        dict(type='StackedLinearClsHead', num_classes=1000, in_channels=576, mid_channels=[1024],
+             act_cfg=dict(type='HSwish'))),
+    'MobileNetV3-large': _peer_classifier(
+        dict(type='MobileNetV3', arch='large'), 960,
+        dict(type='StackedLinearClsHead', num_classes=1000, in_channels=960, mid_channels=[1280],
+             act_cfg=dict(type='HSwish'))),
+}
+
+
+@dataclass
+class Timing:
+    """Milliseconds per forward pass: median and spread of ``runs`` passes."""
+    median: float
+    p25: float
+    p75: float
+    runs: int
+
+    def __str__(self):
+        return f'{self.median:.1f} ({self.p25:.1f}-{self.p75:.1f})'
+
+
+def time_forward(fn: Callable[[], object], warmup: int = 3, min_runs: int = 7,
+                 max_runs: int = 30, budget_s: float = 2.0) -> Timing:
+    """Time ``fn()``: ``warmup`` passes, then between ``min_runs`` and ``max_runs``
+    timed passes, stopping early once ``budget_s`` seconds are spent.
+
+    Example:
+        >>> t = time_forward(lambda: sum(range(1000)), budget_s=0.01)
+        >>> t.runs >= 7 and t.p25 <= t.median <= t.p75
+        True
+    """
+    for _ in range(warmup):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < max_runs and (len(times) < min_runs
+                                     or time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    q = statistics.quantiles(times, n=4) if len(times) > 1 else times * 3
+    return Timing(statistics.median(times), q[0], q[2], len(times))
+
+
+def _build(model_cfg: dict, scope: str) -> nn.Module:
+    from mmengine.registry import DefaultScope, MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        return MODELS.build(model_cfg).eval()
+
+
+def build_ours(config: str, root: str = '.') -> Dict[str, nn.Module]:
+    """Training form (fully sparsified masks) and deploy form of a config's model.
+
+    Random weights: latency does not depend on their values. Every LGC/SFR is
+    pruned to its final density with ``sparsify(1.0)``, as after training.
+    """
+    from mmengine.config import Config
+
+    from ..models.deploy import sparse_layers, switch_model_to_deploy
+
+    cfg = Config.fromfile(osp.join(root, config))
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.get('backbone', {}).pop('init_cfg', None)
+    training = _build(model_cfg, cfg.default_scope)
+    for _, layer in sparse_layers(training):
+        layer.sparsify(1.0)
+    deploy = copy.deepcopy(training)
+    switch_model_to_deploy(deploy)
+    return dict(training=training.eval(), deploy=deploy.eval())
+
+
+def build_peer(name: str) -> nn.Module:
+    """An mmpretrain peer classifier of :data:`PEERS` with random weights, in eval mode."""
+    import mmpretrain.models  # noqa: F401  (registers the mmpretrain models)
+    return _build(PEERS[name], 'mmpretrain')
+
+
+def build_detector(config: str, root: str = '.') -> Dict[str, nn.Module]:
+    """Forms of a detector config: ``deploy`` and ``fused`` for ours, ``as-is`` for a peer."""
+    from mmengine.config import Config
+
+    from ..models.deploy import fuse_for_inference, sparse_layers
+
+    cfg = Config.fromfile(osp.join(root, config))
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.backbone.pop('init_cfg', None)
+    model = _build(model_cfg, cfg.default_scope)
+    if not sparse_layers(model):
+        return {'as-is': model}
+    return dict(deploy=model, fused=fuse_for_inference(copy.deepcopy(model)))
+
+
+def machine_info() -> dict:
+    """CPU, cores and library versions of this run."""
+    import mmcv
+    import mmdet
+    import mmengine
+    import mmpretrain
+
+    cpu = platform.processor()
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    info = dict(cpu=cpu, cores=os.cpu_count(), python=platform.python_version(),
+                torch=torch.__version__, mmcv=mmcv.__version__, mmengine=mmengine.__version__,
+                mmpretrain=mmpretrain.__version__, mmdet=mmdet.__version__,
+                torch_threads_default=torch.get_num_threads())
+    try:
+        import onnxruntime
+        info['onnxruntime'] = onnxruntime.__version__
+    except ImportError:
+        info['onnxruntime'] = None
+    return info
+
+
+@dataclass
+class Row:
+    """One timed model: ``model`` in ``form`` at ``threads`` x ``batch``."""
+    model: str
+    form: str
+    runtime: str
+    threads: int
+    batch: int
+    size: tuple
+    timing: Timing
+    peer: Optional[str] = None
+    extra: dict = field(default_factory=dict)
+
+
+def _classifier_forward(model):
+    return lambda x: model(x, mode='tensor')
+
+
+def export_for_timing(model: nn.Module, x: torch.Tensor, path: str, legacy: bool) -> float:
+    """Export ``model(x, mode='tensor')`` to ONNX; return the max abs difference of
+    onnxruntime against PyTorch. The legacy exporter is quick but mis-exports
+    ``index_add`` with repeated indices (the SFR), so ours use the dynamo exporter."""
+    import warnings
+
+    import onnxruntime as ort
+
+    class Tensor(nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, inputs):
+            return self.m(inputs, mode='tensor')
+
+    wrapper = Tensor(model).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        kwargs = dict(dynamo=False, opset_version=17) if legacy else dict(dynamo=True)
+        torch.onnx.export(wrapper, (x, ), path, input_names=['inputs'], **kwargs)
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    out = session.run(None, {'inputs': x.numpy()})[0]
+    with torch.no_grad():
+        ref = wrapper(x).numpy()
+    return float(abs(out - ref).max())
+
+
+def _ort_session(path: str, threads: int):
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(path, opts, providers=['CPUExecutionProvider'])
+
+
+def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Sequence[int] = (1, 8),
+                  size: int = 224, forms: Sequence[str] = ('training', 'deploy', 'fused'),
+                  models: Optional[Sequence[str]] = None, detectors: bool = True,
+                  onnx: Sequence[str] = ('CondenseNetV2-A', 'CondenseNetV2-B', 'CondenseNetV2-C',
+                                         'SFR-ShuffleNetV2-1.0x'),
+                  budget_s: float = 1.0, log: Callable[[str], None] = print) -> dict:
+    """Time our models in ``forms`` and the peers, side by side.
+
+    Args:
+        root (str): Repository root (for the configs).
+        threads (Sequence[int], optional): Thread counts; default ``(1, all cores)``.
+        batches (Sequence[int]): Batch sizes at ``size`` x ``size``.
+        size (int): Input side of the classifiers.
+        forms (Sequence[str]): Forms of ours: ``training`` (fully sparsified
+            masks), ``deploy`` (condensed) and ``fused``
+            (:func:`mmcnv2.models.fuse_for_inference`).
+        models (Sequence[str], optional): Subset of :data:`OURS` (their peers
+            come along). Defaults to all.
+        detectors (bool): Also time :data:`DETECTORS` and their peers at
+            800 x 1333, batch 1, every thread count, deploy and fused forms.
+        onnx (Sequence[str]): Ours to export (deploy form) and time in
+            onnxruntime at batch 1, with their peers.
+        budget_s (float): Seconds of timed passes per measurement (at least
+            5 passes after 2 warm-up ones).
+        log (callable): Progress messages.
+
+    Returns:
+        dict: ``machine``, ``settings`` and ``rows`` (see :class:`Row`).
+    """
+    from ..models.deploy import fuse_for_inference
+
+    threads = tuple(threads or sorted({1, os.cpu_count() or 1}))
+    names = list(models or OURS)
+    unknown = sorted(set(names) - set(OURS))
+    if unknown:
+        raise ValueError(f'models must be among {sorted(OURS)}, got {unknown}')
+    bad_forms = sorted(set(forms) - {'training', 'deploy', 'fused'})
+    if bad_forms:
+        raise ValueError(f"forms must be among ['deploy', 'fused', 'training'], got {bad_forms}")
+    timed = dict(warmup=2, min_runs=5, max_runs=30, budget_s=budget_s)
+    entries = []  # (name, form, module, peer)
+    for name in names:
+        log(f'building {name}')
+        built = build_ours(OURS[name][0], root)
+        if 'fused' in forms:
+            built['fused'] = fuse_for_inference(copy.deepcopy(built['deploy']))
+        for form in forms:
+            entries.append((name, form, built[form], OURS[name][1]))
+    peer_names = [p for p in PEERS if models is None or p in {OURS[n][1] for n in names}]
+    for name in peer_names:
+        log(f'building {name}')
+        peer = build_peer(name)
+        entries.append((name, 'as-is', peer, None))
+        if name.startswith('ShuffleNetV2'):  # the layout our fused SFR-ShuffleNetV2 uses
+            cl = copy.deepcopy(peer).to(memory_format=torch.channels_last)
+            entries.append((name, 'channels-last', cl, None))
+    rows = []
+    for t in threads:
+        torch.set_num_threads(t)
+        for b in batches:
+            x = torch.randn(b, 3, size, size)
+            for name, form, module, peer in entries:
+                fwd = _classifier_forward(module)
+                with torch.inference_mode():
+                    timing = time_forward(lambda: fwd(x), **timed)
+                rows.append(Row(name, form, 'pytorch', t, b, (size, size), timing, peer))
+                log(f'{name:<24}{form:<9} threads={t} batch={b}: {timing} ms')
+    if onnx:
+        with tempfile.TemporaryDirectory() as tmp:
+            x = torch.randn(1, 3, size, size)
+            todo = [(n, 'deploy', m, p) for n, f, m, p in entries if f == 'deploy' and n in onnx]
+            todo += [(n, f, m, p) for n, f, m, p in entries
+                     if f == 'as-is' and n in {OURS[o][1] for o in onnx if o in OURS}]
+            for name, form, module, peer in todo:
+                path = osp.join(tmp, f'{name}.onnx')
+                log(f'exporting {name} to ONNX')
+                diff = export_for_timing(module, x, path, legacy=peer is None)
+                for t in threads:
+                    session = _ort_session(path, t)
+                    feed = {'inputs': x.numpy()}
+                    timing = time_forward(lambda: session.run(None, feed), **timed)
+                    rows.append(Row(name, form, 'onnxruntime', t, 1, (size, size), timing, peer,
+                                    dict(max_abs_diff=diff)))
+                    log(f'{name:<24}{form:<9} onnxruntime threads={t}: {timing} ms')
+    if detectors:
+        torch.set_num_threads(max(threads))
+        det_entries = []
+        for name, (config, peer) in DETECTORS.items():
+            log(f'building {name}')
+            for form, module in build_detector(config, root).items():
+                det_entries.append((name, form, module, peer))
+        for name, config in DETECTOR_PEERS.items():
+            log(f'building {name}')
+            for form, module in build_detector(config, root).items():
+                det_entries.append((name, form, module, None))
+        x = torch.randn(1, 3, 800, 1333)
+        for t in threads:
+            torch.set_num_threads(t)
+            for name, form, module, peer in det_entries:
+                fwd = _classifier_forward(module)
+                with torch.inference_mode():
+                    timing = time_forward(lambda: fwd(x), warmup=1, min_runs=3, max_runs=5,
+                                          budget_s=budget_s)
+                rows.append(Row(name, form, 'pytorch', t, 1, (800, 1333), timing, peer))
+                log(f'{name:<28}{form:<9} threads={t}: {timing} ms')
+    torch.set_num_threads(max(threads))
+    settings = dict(threads=threads, batches=tuple(batches), size=size, forms=tuple(forms),
+                    budget_s=budget_s, timing='median (25th-75th percentile) of >= 5 passes '
+                    'after 2 warm-up passes, torch.inference_mode, eval mode')
+    return dict(machine=machine_info(), settings=settings, rows=rows)
+
+
+def _peer_timing(rows: List[Row], row: Row) -> Optional[Timing]:
+    for r in rows:
+        if (r.model == row.peer and r.form == 'as-is' and r.runtime == row.runtime and r.threads == row.threads
+                and r.batch == row.batch and r.size == row.size):
+            return r.timing
+    return None
+
+
+def format_table(result: dict, markdown: bool = False) -> str:
+    """The rows as a table with the ratio of each of ours to its same-FLOPs peer."""
+    rows = result['rows']
+    head = ['model', 'form', 'runtime', 'threads', 'batch', 'input', 'ms: median (IQR)',
+            'peer', 'x peer']
+    lines = []
+    for r in rows:
+        peer = _peer_timing(rows, r) if r.peer else None
+        ratio = f'{r.timing.median / peer.median:.2f}' if peer else ''
+        lines.append([r.model, r.form, r.runtime, str(r.threads), str(r.batch),
+                      f'{r.size[0]}x{r.size[1]}', str(r.timing), r.peer or '', ratio])
+    if markdown:
+        out = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+        out += ['| ' + ' | '.join(line) + ' |' for line in lines]
+        return '\n'.join(out)
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
+    fmt = '  '.join(f'{{:<{w}}}' for w in widths)
+    return '\n'.join([fmt.format(*head)] + [fmt.format(*line) for line in lines])
+
+
+def to_json(result: dict, path: str):
+    """Write the result as JSON (timings in milliseconds)."""
+    rows = [dict(r.__dict__, timing=r.timing.__dict__, size=list(r.size)) for r in result['rows']]
+    with open(path, 'w') as f:
+        json.dump(dict(result, rows=rows), f, indent=1)

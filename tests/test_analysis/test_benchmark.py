@@ -1,0 +1,86 @@
+"""tools/benchmark.py and mmcnv2.analysis.benchmark: correctness only, no timing asserted."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mmcnv2.analysis.benchmark import (OURS, PEERS, build_ours, build_peer, export_for_timing,
+                                       format_table, run_benchmark, time_forward)
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def test_time_forward_counts_passes_and_orders_quantiles():
+    calls = []
+    t = time_forward(lambda: calls.append(1), warmup=2, min_runs=5, max_runs=9, budget_s=0.0)
+    assert t.runs == 5 and len(calls) == 7  # 2 warm-up passes are not timed
+    assert t.p25 <= t.median <= t.p75
+    t = time_forward(lambda: None, warmup=0, min_runs=1, max_runs=12, budget_s=10.0)
+    assert t.runs == 12  # max_runs caps a generous budget
+
+
+def test_every_peer_builds_and_pairs_with_ours():
+    assert {peer for _, peer in OURS.values()} <= set(PEERS)
+    x = torch.randn(1, 3, 64, 64)
+    for name in PEERS:
+        with torch.inference_mode():
+            assert build_peer(name)(x, mode='tensor').shape == (1, 1000), name
+
+
+def test_benchmarked_forms_compute_the_same_function():
+    forms = build_ours(OURS['CondenseNetV2-A'][0], ROOT)
+    x = torch.randn(1, 3, 96, 96)
+    with torch.inference_mode():
+        a, b = (forms[k](x, mode='tensor') for k in ('training', 'deploy'))
+    torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_tiny_run_pairs_rows_with_their_peer():
+    result = run_benchmark(ROOT, threads=[1], batches=[1], size=64, forms=['deploy', 'fused'],
+                           models=['SFR-ShuffleNetV2-0.5x'], detectors=False, onnx=(),
+                           budget_s=0.0, log=lambda _: None)
+    got = {(r.model, r.form) for r in result['rows']}
+    assert got == {('SFR-ShuffleNetV2-0.5x', 'deploy'), ('SFR-ShuffleNetV2-0.5x', 'fused'),
+                   ('ShuffleNetV2-0.5x', 'as-is'), ('ShuffleNetV2-0.5x', 'channels-last')}
+    assert all(r.timing.median > 0 and r.timing.runs >= 5 for r in result['rows'])
+    lines = format_table(result, markdown=True).splitlines()
+    assert len(lines) == 2 + 4
+    ours = [line for line in lines if line.startswith('| SFR-ShuffleNetV2-0.5x')]
+    peer = next(r for r in result['rows'] if r.form == 'as-is').timing.median
+    for line, row in zip(ours, [r for r in result['rows'] if r.peer]):
+        assert line.rstrip(' |').endswith(f'{row.timing.median / peer:.2f}')
+    assert result['machine']['torch'] == torch.__version__
+
+
+def test_bad_arguments_name_the_allowed_values():
+    with pytest.raises(ValueError, match='models must be among.*CondenseNetV2-A'):
+        run_benchmark(ROOT, models=['CondenseNetV2-D'], detectors=False, onnx=())
+    with pytest.raises(ValueError, match="forms must be among.*'fused'"):
+        run_benchmark(ROOT, models=['CondenseNetV2-A'], forms=['compiled'], detectors=False,
+                      onnx=())
+
+
+def test_onnxruntime_timing_export_matches_pytorch(tmp_path):
+    pytest.importorskip('onnxruntime')
+    diff = export_for_timing(build_peer('ShuffleNetV2-0.5x'), torch.randn(1, 3, 64, 64),
+                             str(tmp_path / 'peer.onnx'), legacy=True)
+    assert diff <= 1e-4
+
+
+def test_cli_writes_json_and_markdown(tmp_path):
+    out = tmp_path / 'bench.json'
+    proc = subprocess.run(
+        [sys.executable, 'tools/benchmark.py', '--models', 'CondenseNetV2-A', '--threads', '1',
+         '--batches', '1', '--forms', 'deploy', '--no-detectors', '--no-onnx', '--budget', '0',
+         '--markdown', '--out', str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert '| CondenseNetV2-A | deploy | pytorch | 1 | 1 | 224x224 |' in proc.stdout
+    data = json.loads(out.read_text())
+    assert {r['model'] for r in data['rows']} == {'CondenseNetV2-A', 'ShuffleNetV2-0.5x'}
+    assert data['machine']['cores'] >= 1
+    bad = subprocess.run([sys.executable, 'tools/benchmark.py', '--threads', '0'], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and '--threads must be positive' in bad.stderr

@@ -1,0 +1,59 @@
+"""Latency of the deploy/fused forms against same-FLOPs peers, on this machine's CPU.
+
+    python tools/benchmark.py [--out work_dirs/benchmark.json] [--markdown]
+                              [--models CondenseNetV2-A ...] [--threads 1 2] [--batches 1 8]
+                              [--forms training deploy fused] [--no-detectors] [--no-onnx]
+
+Times (medians with 25th-75th percentiles) our classifiers in training, deploy and fused
+form and mmpretrain's ShuffleNetV2 / MobileNetV2 / MobileNetV3 at 224 x 224, at 1 thread
+and all threads, batch 1 and 8; the deploy forms and their peers in onnxruntime; and
+RetinaNet detectors at 800 x 1333. Prints a table with the ratio of each of ours to its
+same-FLOPs ShuffleNetV2 and writes JSON with the machine and versions.
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmcnv2.analysis.benchmark import OURS, format_table, run_benchmark, to_json
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Benchmark deploy forms against peers')
+    parser.add_argument('--out', default='work_dirs/benchmark.json', help='JSON output')
+    parser.add_argument('--markdown', action='store_true', help='print a markdown table')
+    parser.add_argument('--models', nargs='+', choices=sorted(OURS), help='subset of ours')
+    parser.add_argument('--threads', nargs='+', type=int, help='default: 1 and all cores')
+    parser.add_argument('--batches', nargs='+', type=int, default=[1, 8])
+    parser.add_argument('--forms', nargs='+', default=['training', 'deploy', 'fused'],
+                        choices=['training', 'deploy', 'fused'])
+    parser.add_argument('--budget', type=float, default=1.0,
+                        help='seconds of timed passes per measurement (min 5 passes)')
+    parser.add_argument('--no-detectors', action='store_true', help='skip the 800x1333 detectors')
+    parser.add_argument('--no-onnx', action='store_true', help='skip onnxruntime')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    if args.threads and any(t < 1 for t in args.threads):
+        raise SystemExit(f'--threads must be positive, got {args.threads}')
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    result = run_benchmark(root, threads=args.threads, batches=args.batches,
+                           forms=args.forms, models=args.models,
+                           detectors=not args.no_detectors,
+                           onnx=() if args.no_onnx else ('CondenseNetV2-A', 'CondenseNetV2-B',
+                                                         'CondenseNetV2-C',
+                                                         'SFR-ShuffleNetV2-1.0x'),
+                           budget_s=args.budget)
+    m = result['machine']
+    print(f"\n{m['cpu']}, {m['cores']} cores; torch {m['torch']}, mmcv {m['mmcv']}, "
+          f"mmpretrain {m['mmpretrain']}, mmdet {m['mmdet']}, onnxruntime {m['onnxruntime']}")
+    print(result['settings']['timing'])
+    print(format_table(result, markdown=args.markdown))
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    to_json(result, args.out)
+    print(f'\nJSON: {args.out}')
+
+
+if __name__ == '__main__':
+    main()
