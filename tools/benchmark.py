@@ -3,18 +3,22 @@
     python tools/benchmark.py [--out work_dirs/benchmark.json] [--markdown]
                               [--models CondenseNetV2-A ...] [--threads 1 2] [--batches 1 8]
                               [--forms training deploy fused] [--no-detectors] [--no-onnx]
+    python tools/benchmark.py --from-json work_dirs/benchmark.json [--markdown]
 
 Times (medians with 25th-75th percentiles) our classifiers in training, deploy and fused
 form and mmpretrain's ShuffleNetV2 / MobileNetV2 / MobileNetV3 at 224 x 224, at 1 thread
 and all threads, batch 1 and 8; the deploy forms and their peers in onnxruntime; and
 RetinaNet detectors at 800 x 1333. Prints a table with the ratio of each of ours to its
-same-FLOPs ShuffleNetV2 and writes JSON with the machine and versions.
+same-FLOPs ShuffleNetV2 and writes JSON with the machine and versions: first a summary (one
+line per model and form, one column per setting), then every measurement. ``--from-json``
+prints the tables of a saved run again without measuring.
 """
 import argparse
 import os
 import os.path as osp
 
-from mmcnv2.analysis.benchmark import OURS, format_table, run_benchmark, to_json
+from mmcnv2.analysis.benchmark import (OURS, format_summary, format_table, from_json,
+                                       run_benchmark, to_json)
 
 
 def parse_args():
@@ -30,11 +34,29 @@ def parse_args():
                         help='seconds of timed passes per measurement (min 5 passes)')
     parser.add_argument('--no-detectors', action='store_true', help='skip the 800x1333 detectors')
     parser.add_argument('--no-onnx', action='store_true', help='skip onnxruntime')
+    parser.add_argument('--from-json', metavar='JSON',
+                        help='print the tables of a saved run instead of measuring')
     return parser.parse_args()
+
+
+def print_result(result: dict, markdown: bool):
+    m = result['machine']
+    print(f"\n{m['cpu']}, {m['cores']} cores; torch {m['torch']}, mmcv {m['mmcv']}, "
+          f"mmpretrain {m['mmpretrain']}, mmdet {m['mmdet']}, onnxruntime {m['onnxruntime']}")
+    print(result['settings']['timing'])
+    print('\nSummary: ms (ratio to the same-FLOPs peer)\n')
+    print(format_summary(result, markdown=markdown))
+    print('\nEvery measurement\n')
+    print(format_table(result, markdown=markdown))
 
 
 def main():
     args = parse_args()
+    if args.from_json:
+        if not osp.isfile(args.from_json):
+            raise SystemExit(f'--from-json: no such file: {args.from_json}')
+        print_result(from_json(args.from_json), args.markdown)
+        return
     if args.threads and any(t < 1 for t in args.threads):
         raise SystemExit(f'--threads must be positive, got {args.threads}')
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -45,11 +67,7 @@ def main():
                                                          'CondenseNetV2-C',
                                                          'SFR-ShuffleNetV2-1.0x'),
                            budget_s=args.budget)
-    m = result['machine']
-    print(f"\n{m['cpu']}, {m['cores']} cores; torch {m['torch']}, mmcv {m['mmcv']}, "
-          f"mmpretrain {m['mmpretrain']}, mmdet {m['mmdet']}, onnxruntime {m['onnxruntime']}")
-    print(result['settings']['timing'])
-    print(format_table(result, markdown=args.markdown))
+    print_result(result, args.markdown)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     to_json(result, args.out)
     print(f'\nJSON: {args.out}')

@@ -361,13 +361,51 @@ def format_table(result: dict, markdown: bool = False) -> str:
         ratio = f'{r.timing.median / peer.median:.2f}' if peer else ''
         lines.append([r.model, r.form, r.runtime, str(r.threads), str(r.batch),
                       f'{r.size[0]}x{r.size[1]}', str(r.timing), r.peer or '', ratio])
+    return _render(head, lines, markdown)
+
+
+def format_summary(result: dict, markdown: bool = False) -> str:
+    """One line per model and form, one column per runtime/threads/batch setting.
+
+    Cells are the median in ms and, for ours, the ratio to the same-FLOPs
+    peer (``as-is`` form, same setting) in brackets.
+    """
+    rows = result['rows']
+    settings = sorted({(r.runtime != 'pytorch', r.threads, r.batch) for r in rows})
+    keys = list(dict.fromkeys((r.model, r.form, r.size) for r in rows))
+    head = ['model', 'form', 'input'] + [
+        f"{'ORT' if ort else 'PyTorch'} {t} thr b{b}" for ort, t, b in settings]
+    cells = {(r.model, r.form, r.size, r.runtime != 'pytorch', r.threads, r.batch): r
+             for r in rows}
+    lines = []
+    for model, form, size in keys:
+        line = [model, form, f'{size[0]}x{size[1]}']
+        for setting in settings:
+            r = cells.get((model, form, size) + setting)
+            peer = _peer_timing(rows, r) if r is not None and r.peer else None
+            text = '' if r is None else f'{r.timing.median:.1f}'
+            line.append(text + (f' ({r.timing.median / peer.median:.2f}x)' if peer else ''))
+        lines.append(line)
+    return _render(head, lines, markdown)
+
+
+def _render(head: List[str], lines: List[List[str]], markdown: bool) -> str:
     if markdown:
         out = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
         out += ['| ' + ' | '.join(line) + ' |' for line in lines]
         return '\n'.join(out)
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
     fmt = '  '.join(f'{{:<{w}}}' for w in widths)
-    return '\n'.join([fmt.format(*head)] + [fmt.format(*line) for line in lines])
+    return '\n'.join([fmt.format(*head)] + [fmt.format(*line).rstrip() for line in lines])
+
+
+def from_json(path: str) -> dict:
+    """Read a result written by :func:`to_json` back (to print its tables again)."""
+    with open(path) as f:
+        data = json.load(f)
+    data['rows'] = [Row(**dict(r, timing=Timing(**r['timing']), size=tuple(r['size'])))
+                    for r in data['rows']]
+    return data
 
 
 def to_json(result: dict, path: str):

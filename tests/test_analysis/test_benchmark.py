@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mmcnv2.analysis.benchmark import (OURS, PEERS, build_ours, build_peer, export_for_timing,
-                                       format_table, run_benchmark, time_forward)
+                                       format_summary, format_table, from_json, run_benchmark,
+                                       time_forward, to_json)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -38,7 +39,7 @@ def test_benchmarked_forms_compute_the_same_function():
     torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
 
 
-def test_tiny_run_pairs_rows_with_their_peer():
+def test_tiny_run_pairs_rows_with_their_peer(tmp_path):
     result = run_benchmark(ROOT, threads=[1], batches=[1], size=64, forms=['deploy', 'fused'],
                            models=['SFR-ShuffleNetV2-0.5x'], detectors=False, onnx=(),
                            budget_s=0.0, log=lambda _: None)
@@ -53,6 +54,16 @@ def test_tiny_run_pairs_rows_with_their_peer():
     for line, row in zip(ours, [r for r in result['rows'] if r.peer]):
         assert line.rstrip(' |').endswith(f'{row.timing.median / peer:.2f}')
     assert result['machine']['torch'] == torch.__version__
+    # summary: one line per model and form, the ratio in brackets for ours
+    summary = format_summary(result, markdown=True).splitlines()
+    assert summary[0] == '| model | form | input | PyTorch 1 thr b1 |' and len(summary) == 2 + 4
+    fused = next(r for r in result['rows'] if r.form == 'fused').timing.median
+    assert f'| {fused:.1f} ({fused / peer:.2f}x) |' in summary[3]
+    # a saved run prints the same tables again
+    to_json(result, str(tmp_path / 'run.json'))
+    again = from_json(str(tmp_path / 'run.json'))
+    assert format_summary(again) == format_summary(result)
+    assert format_table(again) == format_table(result)
 
 
 def test_bad_arguments_name_the_allowed_values():

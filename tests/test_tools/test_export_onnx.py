@@ -51,7 +51,7 @@ def check_round_trip(config, ckpt, onnx_path, shape, backbone_only=False):
         assert np.abs(o - r.numpy()).max() <= 1e-4
 
 
-@pytest.mark.parametrize('arch,form', [('b', 'deploy'), ('c', 'training')])
+@pytest.mark.parametrize('arch,form', [('a', 'training'), ('b', 'deploy'), ('c', 'training')])
 def test_condensenet_v2_classifier_round_trip(tmp_path, arch, form):
     config = f'configs/imagenet/cnv2_{arch}.py'
     ckpt = trained_checkpoint(config, tmp_path / 'train.pth')
