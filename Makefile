@@ -10,11 +10,11 @@ WORK_DIR ?= work_dirs
 env:
 	@bash tools/setup_env.sh
 
-## make demo: RetinaNet + CondenseNetV2 from scratch on real aerial tree crowns (CPU, ~15 min)
+## make demo: RetinaNet + CondenseNetV2 from scratch on real aerial tree crowns (CPU, ~1 hour)
 demo: env
 	$(PY) tools/demo.py det --work-dir $(WORK_DIR)/demo_det
 
-## make demo-cls: CondenseNetV2 on real handwritten digits, sparsified, converted (~2 min)
+## make demo-cls: CondenseNetV2 on real handwritten digits, sparsified, converted (~5 min)
 demo-cls: env
 	$(PY) tools/demo.py cls --work-dir $(WORK_DIR)/demo_cls
 
