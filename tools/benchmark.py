@@ -8,7 +8,7 @@
 Times (medians with 25th-75th percentiles) our classifiers in training, deploy and fused
 form and mmpretrain's ShuffleNetV2 / MobileNetV2 / MobileNetV3 at 224 x 224, at 1 thread
 and all threads, batch 1 and 8; the deploy forms and their peers in onnxruntime; and
-RetinaNet detectors at 800 x 1333. Prints a table with the ratio of each of ours to its
+RetinaNet detectors at 800 x 1333 (all threads). Prints a table with the ratio of each of ours to its
 same-FLOPs ShuffleNetV2 and writes JSON with the machine and versions: first a summary (one
 line per model and form, one column per setting), then every measurement. ``--from-json``
 prints the tables of a saved run again without measuring.

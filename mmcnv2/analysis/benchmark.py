@@ -248,8 +248,9 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
             (:func:`mmcnv2.models.fuse_for_inference`).
         models (Sequence[str], optional): Subset of :data:`OURS` (their peers
             come along). Defaults to all.
-        detectors (bool): Also time :data:`DETECTORS` and their peers at
-            800 x 1333, batch 1, every thread count, deploy and fused forms.
+        detectors (bool): Also time :data:`DETECTORS` (deploy and fused
+            forms) and their peers at 800 x 1333, batch 1, with the largest
+            thread count (a pass takes seconds there).
         onnx (Sequence[str]): Ours to export (deploy form) and time in
             onnxruntime at batch 1, with their peers.
         budget_s (float): Seconds of timed passes per measurement (at least
@@ -315,7 +316,8 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
                                     dict(max_abs_diff=diff)))
                     log(f'{name:<24}{form:<9} onnxruntime threads={t}: {timing} ms')
     if detectors:
-        torch.set_num_threads(max(threads))
+        t = max(threads)
+        torch.set_num_threads(t)
         det_entries = []
         for name, (config, peer) in DETECTORS.items():
             log(f'building {name}')
@@ -326,15 +328,13 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
             for form, module in build_detector(config, root).items():
                 det_entries.append((name, form, module, None))
         x = torch.randn(1, 3, 800, 1333)
-        for t in threads:
-            torch.set_num_threads(t)
-            for name, form, module, peer in det_entries:
-                fwd = _classifier_forward(module)
-                with torch.inference_mode():
-                    timing = time_forward(lambda: fwd(x), warmup=1, min_runs=3, max_runs=5,
-                                          budget_s=budget_s)
-                rows.append(Row(name, form, 'pytorch', t, 1, (800, 1333), timing, peer))
-                log(f'{name:<28}{form:<9} threads={t}: {timing} ms')
+        for name, form, module, peer in det_entries:
+            fwd = _classifier_forward(module)
+            with torch.inference_mode():
+                timing = time_forward(lambda: fwd(x), warmup=1, min_runs=3, max_runs=5,
+                                      budget_s=budget_s)
+            rows.append(Row(name, form, 'pytorch', t, 1, (800, 1333), timing, peer))
+            log(f'{name:<28}{form:<9} threads={t}: {timing} ms')
     torch.set_num_threads(max(threads))
     settings = dict(threads=threads, batches=tuple(batches), size=size, forms=tuple(forms),
                     budget_s=budget_s, timing='median (25th-75th percentile) of >= 5 passes '
@@ -344,8 +344,8 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
 
 def _peer_timing(rows: List[Row], row: Row) -> Optional[Timing]:
     for r in rows:
-        if (r.model == row.peer and r.form == 'as-is' and r.runtime == row.runtime and r.threads == row.threads
-                and r.batch == row.batch and r.size == row.size):
+        if (r.model == row.peer and r.form == 'as-is' and r.runtime == row.runtime
+                and r.threads == row.threads and r.batch == row.batch and r.size == row.size):
             return r.timing
     return None
 

@@ -61,9 +61,13 @@ def connection_strength(checkpoint) -> Dict[int, dict]:
         ValueError: if the checkpoint has no LGC weights, or is in deploy form.
 
     Example:
-        >>> m = connection_strength('work_dirs/demo_cls/epoch_12.pth')  # doctest: +SKIP
-        >>> m[2]['per_layer'].shape  # 3 layers: blocks 0..3 x layers 0..2
-        (4, 3)
+        >>> from mmcnv2.models import CondenseNetV2
+        >>> net = CondenseNetV2('cifar110')  # 3 blocks of 12 layers
+        >>> for _, layer in net.sparse_layers():
+        ...     _ = layer.sparsify(1.0)
+        >>> m = connection_strength(net.state_dict())
+        >>> m[2]['per_layer'].shape  # feature blocks 0..12 x layers 0..11
+        (13, 12)
     """
     state = _load_state_dict(checkpoint)
     found = {}

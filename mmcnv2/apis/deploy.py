@@ -68,7 +68,8 @@ def compare_forms(config: str, checkpoint: str, out: Optional[str] = None,
         result['deploy'] = report()
         if out is not None:
             model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-            source_meta = torch.load(checkpoint, map_location='cpu', weights_only=True).get('meta', {})
+            source = torch.load(checkpoint, map_location='cpu', weights_only=True)
+            source_meta = source.get('meta', {})
             save_deploy_checkpoint(model, out, dict(source_checkpoint=osp.abspath(checkpoint)),
                                    source_meta=source_meta)
     return result

@@ -35,7 +35,7 @@ def test_matrices_by_hand(tmp_path):
     assert s1['per_group'].shape == (5, 16) and s1['per_layer'].shape == (5, 4)
     # hand computation: layer 2 of stage 1, feature block 1 (channels 40..47), group 3
     lgc = model.stages[1].layers[2].conv1
-    w, mask = lgc.conv.weight[:, :, 0, 0].abs(), lgc.mask
+    w, mask = lgc.conv.weight.detach()[:, :, 0, 0].abs(), lgc.mask
     rows = torch.arange(3, w.shape[0], 4)
     sub_w, sub_m = w[rows][:, 40:48], mask[rows][:, 40:48]
     expect = float(sub_w[sub_m].mean()) if sub_m.any() else math.nan
