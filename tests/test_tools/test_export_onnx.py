@@ -51,7 +51,9 @@ def check_round_trip(config, ckpt, onnx_path, shape, backbone_only=False):
         assert np.abs(o - r.numpy()).max() <= 1e-4
 
 
-@pytest.mark.parametrize('arch,form', [('a', 'training'), ('b', 'deploy'), ('c', 'training')])
+# CondenseNetV2-A is exported as the RetinaNet backbone below (the dynamo exporter
+# takes 40-70 s per model on 2 cores, so the suite does not export A twice).
+@pytest.mark.parametrize('arch,form', [('b', 'deploy'), ('c', 'training')])
 def test_condensenet_v2_classifier_round_trip(tmp_path, arch, form):
     config = f'configs/imagenet/cnv2_{arch}.py'
     ckpt = trained_checkpoint(config, tmp_path / 'train.pth')
