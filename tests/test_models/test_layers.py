@@ -160,3 +160,13 @@ def test_invalid_layer_arguments():
         SparseFeatureReactivation(16, 30, 4, 4)
     with pytest.raises(ValueError, match='kernel_size'):
         SparseFeatureReactivation(16, 32, 4, 4, kernel_size=2)
+
+
+@pytest.mark.parametrize('layer', [LearnedGroupConv, SparseFeatureReactivation])
+@pytest.mark.parametrize('arg,value', [('in_channels', 0), ('out_channels', 32.0),
+                                       ('groups', True), ('kernel_size', -1)])
+def test_non_positive_int_arguments_are_named(layer, arg, value):
+    kwargs = dict(in_channels=16, out_channels=32, groups=4, kernel_size=1)
+    kwargs[arg] = value
+    with pytest.raises(ValueError, match=f'{arg} must be a positive int, got {value!r}'):
+        layer(kwargs.pop('in_channels'), kwargs.pop('out_channels'), 4, **kwargs)

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 from mmpretrain.models.heads import ClsHead
 
-from ..layers import SqueezeExcitation
+from ..layers import SqueezeExcitation, check_positive_ints
 
 
 class CondenseNetV2ClsHead(ClsHead):
@@ -36,10 +36,8 @@ class CondenseNetV2ClsHead(ClsHead):
     def __init__(self, num_classes: int, in_channels: int, fc_channels: int,
                  se_reduction: int = 16, init_cfg=None, **kwargs):
         super().__init__(init_cfg=init_cfg, **kwargs)
-        for name, value in (('num_classes', num_classes), ('in_channels', in_channels),
-                            ('fc_channels', fc_channels)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f'{name} must be a positive int, got {value!r}')
+        check_positive_ints(num_classes=num_classes, in_channels=in_channels,
+                            fc_channels=fc_channels)
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.se = SqueezeExcitation(in_channels, se_reduction)

@@ -1,7 +1,7 @@
 from .dense_blocks import DenseStage, PreActConv
 from .fused_dense_stage import FusedSFRDenseStage
 from .learned_group_conv import LearnedGroupConv, channel_shuffle
-from .sparse_conv import SparseConvBase, stage_at
+from .sparse_conv import SparseConvBase, check_positive_ints, stage_at
 from .sparse_feature_reactivation import SparseFeatureReactivation
 from .shuffle_units import UNIT_KINDS, ShuffleSqueezeExcitation, ShuffleUnit
 from .squeeze_excitation import SqueezeExcitation
@@ -9,5 +9,5 @@ from .squeeze_excitation import SqueezeExcitation
 __all__ = [
     'ShuffleUnit', 'ShuffleSqueezeExcitation', 'UNIT_KINDS', 'DenseStage', 'FusedSFRDenseStage',
     'PreActConv', 'LearnedGroupConv', 'SparseFeatureReactivation', 'SparseConvBase',
-    'SqueezeExcitation', 'channel_shuffle', 'stage_at'
+    'SqueezeExcitation', 'channel_shuffle', 'check_positive_ints', 'stage_at'
 ]

@@ -2,7 +2,7 @@
 import torch
 import torch.nn as nn
 
-from .sparse_conv import SparseConvBase, _new_conv
+from .sparse_conv import SparseConvBase, _new_conv, check_positive_ints
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -51,9 +51,8 @@ class LearnedGroupConv(SparseConvBase):
     def __init__(self, in_channels: int, out_channels: int, condense_factor: int, groups: int,
                  kernel_size: int = 1, norm_cfg: dict = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU'), deploy: bool = False):
-        for name, value in (('condense_factor', condense_factor), ('groups', groups)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f'{name} must be a positive int, got {value!r}')
+        check_positive_ints(in_channels=in_channels, out_channels=out_channels,
+                            condense_factor=condense_factor, groups=groups)  # before dividing
         if in_channels % condense_factor:
             raise ValueError(f'in_channels ({in_channels}) must be divisible by '
                              f'condense_factor ({condense_factor})')

@@ -44,6 +44,20 @@ def stage_at(progress: float, factor: int) -> int:
     return min(factor - 1, int(math.floor(2 * progress * (factor - 1) + 1e-9)))
 
 
+def check_positive_ints(**values):
+    """Raise ``ValueError`` naming the first argument that is not a positive int.
+
+    Example:
+        >>> check_positive_ints(groups=4, condense_factor=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: condense_factor must be a positive int, got 0
+    """
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f'{name} must be a positive int, got {value!r}')
+
+
 class SparseConvBase(nn.Module):
     """A pre-activation convolution ``norm -> act -> conv`` whose connections
     are learned and pruned group-wise.
@@ -63,11 +77,8 @@ class SparseConvBase(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, factor: int,
                  groups: int, norm_channels: int, norm_cfg: dict, act_cfg: dict, deploy: bool):
         super().__init__()
-        for name, value in (('in_channels', in_channels), ('out_channels', out_channels),
-                            ('kernel_size', kernel_size), (self.factor_name, factor),
-                            ('groups', groups)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f'{name} must be a positive int, got {value!r}')
+        check_positive_ints(in_channels=in_channels, out_channels=out_channels,
+                            kernel_size=kernel_size, **{self.factor_name: factor}, groups=groups)
         if kernel_size % 2 != 1:
             raise ValueError(f'kernel_size must be odd (same padding), got {kernel_size}')
         self.in_channels = in_channels

@@ -1,7 +1,7 @@
 """Sparse feature reactivation (SFR) of CondenseNetV2."""
 import torch
 
-from .sparse_conv import SparseConvBase, _new_conv
+from .sparse_conv import SparseConvBase, _new_conv, check_positive_ints
 
 
 class SparseFeatureReactivation(SparseConvBase):
@@ -48,9 +48,8 @@ class SparseFeatureReactivation(SparseConvBase):
     def __init__(self, in_channels: int, out_channels: int, sparse_factor: int, groups: int,
                  kernel_size: int = 1, norm_cfg: dict = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU'), deploy: bool = False):
-        for name, value in (('sparse_factor', sparse_factor), ('groups', groups)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f'{name} must be a positive int, got {value!r}')
+        check_positive_ints(in_channels=in_channels, out_channels=out_channels,
+                            sparse_factor=sparse_factor, groups=groups)  # before dividing
         if in_channels % groups:
             raise ValueError(f'in_channels ({in_channels}) must be divisible by groups ({groups})')
         if out_channels % sparse_factor:
