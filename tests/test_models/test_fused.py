@@ -54,8 +54,26 @@ def test_fused_layers_take_both_paths_by_default():
     fused = fuse_for_inference(CondenseNetV2('c', deploy=True).eval())
     dense = [layer.dense for stage in fused.stages for layer in stage.layers]
     assert any(dense) and not all(dense)  # 1x1 products: dense early, grouped late
-    depthwise = [layer.depthwise for stage in fused.stages for layer in stage.layers]
-    assert depthwise[0] and not depthwise[-1]
+    dense3x3 = [layer.dense3x3 for stage in fused.stages for layer in stage.layers]
+    assert dense3x3[0] and not dense3x3[-1]  # 3x3: dense with zeros early, grouped late
+    folded = [layer.relu_folded for stage in fused.stages for layer in stage.layers]
+    assert folded[0] and not folded[-1]  # ReLU stages fold BN into a max(), h-swish do not
+
+
+@pytest.mark.parametrize('scale', ['negative', 'zero'])
+def test_fused_relu_fold_handles_nonpositive_bn_scales(scale):
+    """relu(s * x + b) folds to a max() for s > 0, to the constant relu(b) for s == 0;
+    a negative s takes the plain affine + ReLU path."""
+    torch.manual_seed(3)
+    model = trained_like(CondenseNetV2('a', out_indices=(0, 1)))
+    norm = model.stages[1].layers[0].conv1.norm
+    norm.weight.data[::3] = -0.7 if scale == 'negative' else 0.0
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        ref = model(x)
+        fused = fuse_for_inference(switch_model_to_deploy(model) and model)
+        assert fused.stages[1].layers[0].relu_folded == (scale == 'zero')
+        assert_same(fused(x), ref)
 
 
 @pytest.mark.parametrize('cls,arch', [(SFRShuffleNetV2, '0.5x'), (SFRShuffleNetV2, '1.5x'),

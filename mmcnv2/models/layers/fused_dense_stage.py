@@ -13,20 +13,27 @@ passes over memory:
   reactivation in place (``index_add_`` or ``addmm_`` on a view) and writes its
   new features into their slice; no concatenation, no copy of old features.
 * The BN after the learned group convolution is folded into its weight and a
-  bias; the channel shuffle is folded into the weight layout.
+  bias; the channel shuffle is folded into the weight layout. In ReLU stages
+  the BN before it folds too: ``relu(s * x + b) = s * max(x, -b / s) + b`` for
+  ``s > 0`` (``relu(b)`` for ``s == 0``), ``s`` and the constant going into the
+  1x1 weight and bias, so the pre-activation is one ``max`` pass. Other
+  per-channel affines run as ``mul`` + ``add_`` (a broadcast ``addcmul`` is 3x
+  slower on CPU).
 * Where a group reads fewer than :attr:`DENSE_BELOW` channels, the learned
   group convolution and the reactivation run as one dense matrix product with
   the zeros of the pruned connections (the training form's masked weight,
   rebuilt from the condensed one): BLAS on a ``(mid, C) x (C, HW)`` product
   beats many products with an inner size of 2-15, and needs neither the
   index selection nor the shuffle. Elsewhere they run as batched products
-  over the groups.
-* The 3x3 group convolution runs in channels-last layout (the 1x1 product
-  and the shuffle copy write that layout for free); with one output per group
-  it runs as a depthwise convolution followed by a sum over each group's
-  inputs, contiguous in that layout (the NCHW depthwise kernel is up to 10x
-  slower at 112 x 112).
-* The 2x2 average pool before a stage runs as a depthwise convolution.
+  over the groups. The 3x3 group convolution likewise runs densely, with the
+  zeros, where its groups have fewer than :attr:`DENSE_BELOW` inputs (at 56 x
+  56 and 112 x 112: oneDNN's grouped and depthwise kernels are slower there
+  than the dense one doing 8x the arithmetic).
+* The 3x3 convolution runs in channels-last layout, which the 1x1 product and
+  the shuffle copy write for free.
+* The 2x2 average pool before a stage is two strided adds written straight
+  into the stage's buffer (2x faster than ``avg_pool2d`` or a depthwise
+  convolution, and no copy).
 
 Every reformulation is an identity in exact arithmetic; the tests check the
 fused stage against the training form to 1e-5 relative for every arch.
@@ -87,27 +94,43 @@ class _FusedSFRLayer(nn.Module):
         if self.dense:
             # LGC as the dense masked weight over all inputs, rows in original order
             cols = lgc.index.view(G, 1, per).expand(G, mid // G, per).reshape(mid, per)
-            dense = w1.new_zeros(mid, c)
-            dense.index_put_((original.view(-1, 1).expand_as(cols), cols), w1, accumulate=True)
-            self.register_buffer('w1', (dense * s2.view(-1, 1)).contiguous(), False)
-            self.register_buffer('b1', b2.clone(), False)
+            w1 = w1.new_zeros(mid, c).index_put_(
+                (original.view(-1, 1).expand_as(cols), cols), w1, accumulate=True)
+            w1, bias1 = w1 * s2.view(-1, 1), b2.view(-1, 1)  # (mid, c), (mid, 1)
         else:
             self.register_buffer('index1', lgc.index.clone(), False)
             scale, shift = s1, b1
-            w1 = w1 * s2[original].view(-1, 1)
-            self.register_buffer('w1', w1.view(G, mid // G, per).contiguous(), False)
-            self.register_buffer('b1', b2[original].view(G, mid // G, 1).contiguous(), False)
-        self.register_buffer('s_in', scale.view(-1, 1).contiguous(), False)
-        self.register_buffer('b_in', shift.view(-1, 1).contiguous(), False)
-        self.act1 = _inplace_act(lgc.act)
+            w1 = (w1 * s2[original].view(-1, 1)).view(G, mid // G, per)
+            bias1 = b2[original].view(G, mid // G, 1)
+        # ReLU with no negative BN scale: relu(s * x + b) = s * max(x, -b / s) + b (s > 0),
+        # relu(b) (s == 0); s and the constant fold into the 1x1 weight and bias, and the
+        # pre-activation is one max() instead of an affine pass and a ReLU pass
+        self.relu_folded = isinstance(lgc.act, nn.ReLU) and bool((scale >= 0).all())
+        if self.relu_folded:
+            positive = scale > 0
+            self.register_buffer('lower', torch.where(
+                positive, -shift / scale.where(positive, 1), 0).view(-1, 1), False)
+            const = torch.where(positive, shift, shift.clamp(min=0))
+            shape = (c, 1) if self.dense else (G, per, 1)   # per input of w1's columns
+            bias1 = bias1 + torch.matmul(w1, const.view(shape))
+            w1 = w1 * scale.view(shape).transpose(-1, -2)
+        else:
+            self.register_buffer('s_in', scale.view(-1, 1).contiguous(), False)
+            self.register_buffer('b_in', shift.view(-1, 1).contiguous(), False)
+            self.act1 = _inplace_act(lgc.act)
+        self.register_buffer('w1', w1.contiguous(), False)
+        self.register_buffer('b1', (bias1.view(-1) if self.dense else bias1).contiguous(), False)
         self.act2 = _inplace_act(conv2.act)
 
         w2 = conv2.conv.weight                              # (k, mid/G, 3, 3)
-        self.depthwise = k == G
-        if self.depthwise:  # one output per group: depthwise, then sum each group's m inputs
-            w2 = w2.reshape(mid, 1, *w2.shape[2:]).contiguous()
-        else:
-            w2 = w2.contiguous(memory_format=CHANNELS_LAST)
+        self.dense3x3 = mid // G < dense_below
+        if self.dense3x3:  # few inputs per group: one dense convolution with the zeros
+            o, m = k // G, mid // G
+            dense = w2.new_zeros(k, mid, *w2.shape[2:])
+            for g in range(G):
+                dense[g * o:(g + 1) * o, g * m:(g + 1) * m] = w2[g * o:(g + 1) * o]
+            w2 = dense
+        w2 = w2.contiguous(memory_format=CHANNELS_LAST)
         self.register_buffer('w2', w2, False)
         self.padding = conv2.conv.padding
         self.se = layer.se
@@ -134,30 +157,29 @@ class _FusedSFRLayer(nn.Module):
         n, _, h, w = buf.shape
         hw, G, mid = h * w, self.groups, self.mid
         feats = buf[:, :c].view(n, c, hw)  # a view: the reactivation writes into buf
-        # learned group convolution (+ folded BN): y is (n, mid, h, w) in channels-last
-        # layout, which the 3x3 convolution runs much faster on (the depthwise one
-        # up to 10x at 112 x 112)
-        if self.dense:
-            x = self.act1(torch.addcmul(self.b_in, feats, self.s_in))
+        # learned group convolution (+ folded BNs): y is (n, mid, h, w), channels-last
+        x = feats if self.dense else feats.index_select(1, self.index1)
+        if self.relu_folded:
+            x = torch.maximum(x, self.lower)
+        else:  # mul + add_: broadcast addcmul is 3x slower on CPU
+            x = self.act1(torch.mul(x, self.s_in).add_(self.b_in))
+        if self.dense and n == 1:  # addmm: the bias rides on the product
+            y = torch.addmm(self.b1, x[0].t(), self.w1.t()).view(1, hw, mid)
+        elif self.dense:
             y = F.linear(x.transpose(1, 2), self.w1, self.b1)                # (n, hw, mid)
         else:
-            x = feats.index_select(1, self.index1)
-            x = self.act1(torch.addcmul(self.b_in, x, self.s_in))
-            y = torch.matmul(self.w1, x.view(n, G, -1, hw)).add_(self.b1)   # (n, G, mid/G, hw)
+            x = x.view(n, G, -1, hw)
+            y = torch.baddbmm(self.b1, self.w1, x[0]).unsqueeze(0) if n == 1 \
+                else torch.matmul(self.w1, x).add_(self.b1)                 # (n, G, mid/G, hw)
             y = y.permute(0, 3, 2, 1).reshape(n, hw, mid)   # the shuffle, channels-last
         y = self.act2(y).view(n, h, w, mid).permute(0, 3, 1, 2)
         # 3x3 group convolution (+ SE)
-        if self.depthwise:  # then sum each group's mid/G inputs: contiguous in this layout
-            y = F.conv2d(y, self.w2, None, 1, self.padding, 1, mid)
-            new = y.permute(0, 2, 3, 1).reshape(n, hw, G, mid // G).sum(3)
-            new = new.transpose(1, 2).reshape(n, G, h, w)
-        else:
-            new = F.conv2d(y, self.w2, None, 1, self.padding, 1, G)
+        new = F.conv2d(y, self.w2, None, 1, self.padding, 1, 1 if self.dense3x3 else G)
         if self.se is not None:
             new = self.se(new)
         # sparse feature reactivation, in place on the old features
         k = self.growth
-        r = self.act3(torch.addcmul(self.b3, new.flatten(2), self.s3))      # (n, k, hw)
+        r = self.act3(torch.mul(new.flatten(2), self.s3).add_(self.b3))     # (n, k, hw)
         if self.dense:
             if n == 1:
                 feats[0].addmm_(self.w3, r[0])
@@ -204,12 +226,11 @@ class FusedSFRDenseStage(nn.Module):
         self.downsample = not isinstance(stage.pool, nn.Identity)
         self.layers = nn.ModuleList(_FusedSFRLayer(layer, dense_below) for layer in stage.layers)
         self.in_channels = self.layers[0].in_channels
-        if self.downsample:  # 2x2 average pool as a depthwise conv: 4x faster on CPU
-            if not (isinstance(stage.pool, nn.AvgPool2d) and stage.pool.kernel_size == 2
-                    and stage.pool.stride == 2 and stage.pool.padding == 0):
-                raise ValueError(f'expected a 2x2/2 average pool, got {stage.pool}')
-            weight = self.layers[0].w1.new_full((self.in_channels, 1, 2, 2), 0.25)
-            self.register_buffer('pool_weight', weight, False)
+        if self.downsample and not (
+                isinstance(stage.pool, nn.AvgPool2d) and stage.pool.kernel_size in (2, (2, 2))
+                and stage.pool.stride in (2, (2, 2)) and stage.pool.padding in (0, (0, 0))
+                and not stage.pool.ceil_mode):
+            raise ValueError(f'expected a 2x2/2 average pool, got {stage.pool}')
         self.out_channels = self.in_channels + sum(layer.growth for layer in self.layers)
 
     def train(self, mode: bool = True):
@@ -222,11 +243,15 @@ class FusedSFRDenseStage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.in_channels:
             raise ValueError(f'expected {self.in_channels} input channels, got {x.shape[1]}')
-        if self.downsample:
-            x = F.conv2d(x, self.pool_weight, None, 2, 0, 1, self.in_channels)
         n, c, h, w = x.shape
-        buf = x.new_empty(n, self.out_channels, h, w)
-        buf[:, :c] = x
+        if self.downsample:  # 2x2 average pool written straight into the buffer: 2x
+            h, w = h // 2, w // 2  # faster than avg_pool2d or a depthwise conv on CPU
+            buf = x.new_empty(n, self.out_channels, h, w)
+            rows = torch.add(x[:, :, 0:2 * h:2], x[:, :, 1:2 * h:2])
+            torch.add(rows[..., 0:2 * w:2], rows[..., 1:2 * w:2], out=buf[:, :c]).mul_(0.25)
+        else:
+            buf = x.new_empty(n, self.out_channels, h, w)
+            buf[:, :c] = x
         for layer in self.layers:
             c = layer(buf, c)
         return buf
