@@ -3,6 +3,7 @@
     python tools/benchmark.py [--out work_dirs/benchmark.json] [--markdown]
                               [--models CondenseNetV2-A ...] [--threads 1 2] [--batches 1 8]
                               [--forms training deploy fused] [--no-detectors] [--no-onnx]
+                              [--malloc retain|default]
     python tools/benchmark.py --from-json work_dirs/benchmark.json [--markdown]
 
 Times (medians with 25th-75th percentiles) our classifiers in training, deploy and fused
@@ -11,14 +12,16 @@ and all threads, batch 1 and 8; the deploy forms and their peers in onnxruntime;
 RetinaNet detectors at 800 x 1333 (all threads). Prints a table with the ratio of each of ours to its
 same-FLOPs ShuffleNetV2 and writes JSON with the machine and versions: first a summary (one
 line per model and form, one column per setting), then every measurement. ``--from-json``
-prints the tables of a saved run again without measuring.
+prints the tables of a saved run again without measuring. ``--malloc retain`` (the default)
+keeps freed memory in the process so that no pass page-faults and no timing depends on what
+ran before it; ``--malloc default`` measures glibc as it comes (see mmcnv2.analysis.benchmark).
 """
 import argparse
 import os
 import os.path as osp
 
-from mmcnv2.analysis.benchmark import (OURS, format_summary, format_table, from_json,
-                                       run_benchmark, to_json)
+from mmcnv2.analysis.benchmark import (MALLOC_POLICIES, OURS, format_summary, format_table,
+                                       from_json, run_benchmark, to_json)
 
 
 def parse_args():
@@ -34,6 +37,9 @@ def parse_args():
                         help='seconds of timed passes per measurement (min 5 passes)')
     parser.add_argument('--no-detectors', action='store_true', help='skip the 800x1333 detectors')
     parser.add_argument('--no-onnx', action='store_true', help='skip onnxruntime')
+    parser.add_argument('--malloc', choices=MALLOC_POLICIES, default='retain',
+                        help='retain: freed memory stays in the process (no page faults); '
+                        'default: the C library as it comes')
     parser.add_argument('--from-json', metavar='JSON',
                         help='print the tables of a saved run instead of measuring')
     return parser.parse_args()
@@ -44,6 +50,7 @@ def print_result(result: dict, markdown: bool):
     print(f"\n{m['cpu']}, {m['cores']} cores; torch {m['torch']}, mmcv {m['mmcv']}, "
           f"mmpretrain {m['mmpretrain']}, mmdet {m['mmdet']}, onnxruntime {m['onnxruntime']}")
     print(result['settings']['timing'])
+    print('malloc:', result['settings'].get('malloc', 'not recorded'))
     print('\nSummary: ms (ratio to the same-FLOPs peer)\n')
     print(format_summary(result, markdown=markdown))
     print('\nEvery measurement\n')
@@ -66,7 +73,7 @@ def main():
                            onnx=() if args.no_onnx else ('CondenseNetV2-A', 'CondenseNetV2-B',
                                                          'CondenseNetV2-C',
                                                          'SFR-ShuffleNetV2-1.0x'),
-                           budget_s=args.budget)
+                           budget_s=args.budget, malloc=args.malloc)
     print_result(result, args.markdown)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     to_json(result, args.out)

@@ -3,8 +3,20 @@
 Every model is timed in eval mode under ``torch.inference_mode`` on the CPU,
 for each thread count and batch size, as the median of repeated single
 forward passes after a warm-up (with the 25th/75th percentiles as spread).
-All models of one setting are timed one after another, so the ratio of a
-model to its peer compares two numbers taken under the same conditions.
+All models of one setting are timed in rounds, one pass of each per round, so
+that a drift of the machine's speed hits ours and the peers alike and the
+ratio of a model to its peer compares numbers taken under the same conditions.
+
+glibc's malloc hands freed memory back to the OS once more than a threshold is
+free at the top of the heap, and that threshold moves with the largest block
+freed so far: a model's latency then depends on what ran before it in the
+process, and a model whose working set crosses the threshold pays a page fault
+per 4 KiB touched on every pass (on a VM ~10 us each; CondenseNetV2-C at 224 x
+224: 1300 faults, ~15 ms of a ~45 ms pass). The benchmark therefore fixes the
+policy first (``malloc='retain'``: freed memory stays in the process, as with
+``MALLOC_TRIM_THRESHOLD_=268435456 MALLOC_MMAP_THRESHOLD_=33554432`` in the
+environment, or jemalloc/tcmalloc, which PyTorch's CPU tuning guide
+recommends); ``malloc='default'`` measures glibc as it comes.
 
 The peers are mmpretrain's ShuffleNetV2 0.5x/1.0x/1.5x, MobileNetV2 1.0x and
 MobileNetV3 small/large, as classifiers with their usual heads, as mmpretrain
@@ -99,8 +111,71 @@ def time_forward(fn: Callable[[], object], warmup: int = 3, min_runs: int = 7,
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
+    return _timing(times)
+
+
+def time_round_robin(fns: Sequence[Callable[[], object]], warmup: int = 3, min_runs: int = 7,
+                     max_runs: int = 30, budget_s: float = 2.0) -> List[Timing]:
+    """Time every ``fns[i]()`` in rounds of one pass each, as :func:`time_forward`
+    does one: ``warmup`` rounds, then between ``min_runs`` and ``max_runs``
+    timed rounds, stopping early once ``budget_s`` seconds per function are spent.
+
+    Example:
+        >>> fast, slow = time_round_robin([lambda: None, lambda: sum(range(10**5))],
+        ...                               budget_s=0.01)
+        >>> fast.runs == slow.runs and fast.median < slow.median
+        True
+    """
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]
+    start, budget = time.perf_counter(), budget_s * len(fns)
+    while len(times[0]) < max_runs and (len(times[0]) < min_runs
+                                        or time.perf_counter() - start < budget):
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append((time.perf_counter() - t0) * 1e3)
+    return [_timing(ts) for ts in times]
+
+
+def _timing(times: List[float]) -> Timing:
     q = statistics.quantiles(times, n=4) if len(times) > 1 else times * 3
     return Timing(statistics.median(times), q[0], q[2], len(times))
+
+
+MALLOC_POLICIES = ('retain', 'default')
+
+
+def set_malloc_policy(policy: str) -> str:
+    """Fix how this process's ``malloc`` returns freed memory (see the module docstring).
+
+    Args:
+        policy (str): ``'retain'``: glibc keeps freed memory (trim threshold
+            256 MiB, blocks up to 32 MiB from the heap), so passes do not
+            page-fault and timings do not depend on what ran before;
+            ``'default'``: leave the C library as it is.
+
+    Returns:
+        str: What the process runs with, for the record.
+    """
+    if policy not in MALLOC_POLICIES:
+        raise ValueError(f'malloc must be one of {list(MALLOC_POLICIES)}, got {policy!r}')
+    env = {k: os.environ[k] for k in ('MALLOC_TRIM_THRESHOLD_', 'MALLOC_MMAP_THRESHOLD_',
+                                      'LD_PRELOAD') if os.environ.get(k)}
+    if policy == 'default':
+        return 'as started' + (f' ({env})' if env else ' (C library defaults)')
+    import ctypes
+    import ctypes.util
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').mallopt
+    except (OSError, AttributeError):
+        return 'as started (no glibc mallopt here)'
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    if mallopt(M_TRIM_THRESHOLD, 256 << 20) != 1 or mallopt(M_MMAP_THRESHOLD, 32 << 20) != 1:
+        return 'as started (mallopt refused)'
+    return 'glibc retain: M_TRIM_THRESHOLD=256MiB, M_MMAP_THRESHOLD=32MiB'
 
 
 def _build(model_cfg: dict, scope: str) -> nn.Module:
@@ -235,7 +310,8 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
                   models: Optional[Sequence[str]] = None, detectors: bool = True,
                   onnx: Sequence[str] = ('CondenseNetV2-A', 'CondenseNetV2-B', 'CondenseNetV2-C',
                                          'SFR-ShuffleNetV2-1.0x'),
-                  budget_s: float = 1.0, log: Callable[[str], None] = print) -> dict:
+                  budget_s: float = 1.0, malloc: str = 'retain',
+                  log: Callable[[str], None] = print) -> dict:
     """Time our models in ``forms`` and the peers, side by side.
 
     Args:
@@ -255,6 +331,8 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
             onnxruntime at batch 1, with their peers.
         budget_s (float): Seconds of timed passes per measurement (at least
             5 passes after 2 warm-up ones).
+        malloc (str): ``'retain'`` or ``'default'``, see
+            :func:`set_malloc_policy`; applied before anything is built.
         log (callable): Progress messages.
 
     Returns:
@@ -271,6 +349,8 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
     if bad_forms:
         raise ValueError(f"forms must be among ['deploy', 'fused', 'training'], got {bad_forms}")
     timed = dict(warmup=2, min_runs=5, max_runs=30, budget_s=budget_s)
+    malloc = set_malloc_policy(malloc)
+    log(f'malloc: {malloc}')
     entries = []  # (name, form, module, peer)
     for name in names:
         log(f'building {name}')
@@ -292,10 +372,10 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
         torch.set_num_threads(t)
         for b in batches:
             x = torch.randn(b, 3, size, size)
-            for name, form, module, peer in entries:
-                fwd = _classifier_forward(module)
-                with torch.inference_mode():
-                    timing = time_forward(lambda: fwd(x), **timed)
+            fwds = [_classifier_forward(module) for _, _, module, _ in entries]
+            with torch.inference_mode():
+                timings = time_round_robin([lambda f=f: f(x) for f in fwds], **timed)
+            for (name, form, _, peer), timing in zip(entries, timings):
                 rows.append(Row(name, form, 'pytorch', t, b, (size, size), timing, peer))
                 log(f'{name:<24}{form:<9} threads={t} batch={b}: {timing} ms')
     if onnx:
@@ -337,8 +417,9 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
             log(f'{name:<28}{form:<9} threads={t}: {timing} ms')
     torch.set_num_threads(max(threads))
     settings = dict(threads=threads, batches=tuple(batches), size=size, forms=tuple(forms),
-                    budget_s=budget_s, timing='median (25th-75th percentile) of >= 5 passes '
-                    'after 2 warm-up passes, torch.inference_mode, eval mode')
+                    budget_s=budget_s, malloc=malloc,
+                    timing='median (25th-75th percentile) of >= 5 passes after 2 warm-up '
+                    'passes, in rounds of one pass per model, torch.inference_mode, eval mode')
     return dict(machine=machine_info(), settings=settings, rows=rows)
 
 

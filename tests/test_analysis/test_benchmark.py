@@ -9,7 +9,8 @@ import torch
 
 from mmcnv2.analysis.benchmark import (OURS, PEERS, build_ours, build_peer, export_for_timing,
                                        format_summary, format_table, from_json, run_benchmark,
-                                       time_forward, to_json)
+                                       set_malloc_policy, time_forward, time_round_robin,
+                                       to_json)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -21,6 +22,24 @@ def test_time_forward_counts_passes_and_orders_quantiles():
     assert t.p25 <= t.median <= t.p75
     t = time_forward(lambda: None, warmup=0, min_runs=1, max_runs=12, budget_s=10.0)
     assert t.runs == 12  # max_runs caps a generous budget
+
+
+def test_round_robin_interleaves_passes_and_times_each_function():
+    order = []
+    fast, slow = time_round_robin([lambda: order.append('a'),
+                                   lambda: order.append('b') or sum(range(20000))],
+                                  warmup=1, min_runs=6, max_runs=6, budget_s=0.0)
+    assert order == ['a', 'b'] * 7  # one warm-up round, then 6 rounds of one pass each
+    assert fast.runs == slow.runs == 6 and fast.median < slow.median
+    assert slow.p25 <= slow.median <= slow.p75
+
+
+def test_malloc_policy_is_validated_and_recorded():
+    with pytest.raises(ValueError, match=r"malloc must be one of \['retain', 'default'\]"):
+        set_malloc_policy('jemalloc')
+    assert set_malloc_policy('default').startswith('as started')
+    if sys.platform.startswith('linux'):
+        assert set_malloc_policy('retain').startswith('glibc retain')
 
 
 def test_every_peer_builds_and_pairs_with_ours():
@@ -42,7 +61,7 @@ def test_benchmarked_forms_compute_the_same_function():
 def test_tiny_run_pairs_rows_with_their_peer(tmp_path):
     result = run_benchmark(ROOT, threads=[1], batches=[1], size=64, forms=['deploy', 'fused'],
                            models=['SFR-ShuffleNetV2-0.5x'], detectors=False, onnx=(),
-                           budget_s=0.0, log=lambda _: None)
+                           budget_s=0.0, malloc='default', log=lambda _: None)
     got = {(r.model, r.form) for r in result['rows']}
     assert got == {('SFR-ShuffleNetV2-0.5x', 'deploy'), ('SFR-ShuffleNetV2-0.5x', 'fused'),
                    ('ShuffleNetV2-0.5x', 'as-is'), ('ShuffleNetV2-0.5x', 'channels-last')}
@@ -54,6 +73,7 @@ def test_tiny_run_pairs_rows_with_their_peer(tmp_path):
     for line, row in zip(ours, [r for r in result['rows'] if r.peer]):
         assert line.rstrip(' |').endswith(f'{row.timing.median / peer:.2f}')
     assert result['machine']['torch'] == torch.__version__
+    assert result['settings']['malloc'].startswith('as started')
     # summary: one line per model and form, the ratio in brackets for ours
     summary = format_summary(result, markdown=True).splitlines()
     assert summary[0] == '| model | form | input | PyTorch 1 thr b1 |' and len(summary) == 2 + 4
@@ -69,6 +89,9 @@ def test_tiny_run_pairs_rows_with_their_peer(tmp_path):
 def test_bad_arguments_name_the_allowed_values():
     with pytest.raises(ValueError, match='models must be among.*CondenseNetV2-A'):
         run_benchmark(ROOT, models=['CondenseNetV2-D'], detectors=False, onnx=())
+    with pytest.raises(ValueError, match="malloc must be one of"):
+        run_benchmark(ROOT, models=['CondenseNetV2-A'], malloc='tcmalloc', detectors=False,
+                      onnx=())
     with pytest.raises(ValueError, match="forms must be among.*'fused'"):
         run_benchmark(ROOT, models=['CondenseNetV2-A'], forms=['compiled'], detectors=False,
                       onnx=())
@@ -90,6 +113,7 @@ def test_cli_writes_json_and_markdown(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert '| CondenseNetV2-A | deploy | pytorch | 1 | 1 | 224x224 |' in proc.stdout
     data = json.loads(out.read_text())
+    assert data['settings']['malloc'].startswith('glibc retain')
     assert {r['model'] for r in data['rows']} == {'CondenseNetV2-A', 'ShuffleNetV2-0.5x'}
     assert data['machine']['cores'] >= 1
     bad = subprocess.run([sys.executable, 'tools/benchmark.py', '--threads', '0'], cwd=ROOT,

@@ -54,8 +54,8 @@ def test_fused_layers_take_both_paths_by_default():
     fused = fuse_for_inference(CondenseNetV2('c', deploy=True).eval())
     dense = [layer.dense for stage in fused.stages for layer in stage.layers]
     assert any(dense) and not all(dense)  # 1x1 products: dense early, grouped late
-    dense3x3 = [layer.dense3x3 for stage in fused.stages for layer in stage.layers]
-    assert dense3x3[0] and not dense3x3[-1]  # 3x3: dense with zeros early, grouped late
+    groups3x3 = [layer.groups3x3 for stage in fused.stages for layer in stage.layers]
+    assert groups3x3[0] == 1 and groups3x3[-1] == 8 and 2 in groups3x3  # 3x3: merged early
     folded = [layer.relu_folded for stage in fused.stages for layer in stage.layers]
     assert folded[0] and not folded[-1]  # ReLU stages fold BN into a max(), h-swish do not
 

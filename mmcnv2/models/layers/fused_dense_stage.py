@@ -25,10 +25,11 @@ passes over memory:
   rebuilt from the condensed one): BLAS on a ``(mid, C) x (C, HW)`` product
   beats many products with an inner size of 2-15, and needs neither the
   index selection nor the shuffle. Elsewhere they run as batched products
-  over the groups. The 3x3 group convolution likewise runs densely, with the
-  zeros, where its groups have fewer than :attr:`DENSE_BELOW` inputs (at 56 x
-  56 and 112 x 112: oneDNN's grouped and depthwise kernels are slower there
-  than the dense one doing 8x the arithmetic).
+  over the groups. The 3x3 group convolution likewise merges neighbouring
+  groups, with zeros between them, until each reads at least twice
+  :attr:`DENSE_BELOW` inputs (oneDNN's kernels for groups of 4-16 channels
+  run far below peak; at 112 x 112 the dense convolution doing 8x the
+  arithmetic beats the true groups, at 56 x 56 two merged groups beat both).
 * The 3x3 convolution runs in channels-last layout, which the 1x1 product and
   the shuffle copy write for free.
 * The 2x2 average pool before a stage is two strided adds written straight
@@ -123,13 +124,18 @@ class _FusedSFRLayer(nn.Module):
         self.act2 = _inplace_act(conv2.act)
 
         w2 = conv2.conv.weight                              # (k, mid/G, 3, 3)
-        self.dense3x3 = mid // G < dense_below
-        if self.dense3x3:  # few inputs per group: one dense convolution with the zeros
-            o, m = k // G, mid // G
-            dense = w2.new_zeros(k, mid, *w2.shape[2:])
+        # merge neighbouring groups (zeros between them) until each reads >= 2 * dense_below
+        # inputs: oneDNN's grouped kernels are slow on few channels per group, and at
+        # 32 inputs a group beats both the true groups and the dense convolution
+        self.groups3x3 = max(d for d in range(1, G + 1)
+                             if G % d == 0 and (d == 1 or mid // d >= 2 * dense_below))
+        if self.groups3x3 < G:
+            o, m, merged = k // G, mid // G, G // self.groups3x3
+            blocks = w2.new_zeros(k, mid // self.groups3x3, *w2.shape[2:])
             for g in range(G):
-                dense[g * o:(g + 1) * o, g * m:(g + 1) * m] = w2[g * o:(g + 1) * o]
-            w2 = dense
+                blocks[g * o:(g + 1) * o, g % merged * m:(g % merged + 1) * m] = \
+                    w2[g * o:(g + 1) * o]
+            w2 = blocks
         w2 = w2.contiguous(memory_format=CHANNELS_LAST)
         self.register_buffer('w2', w2, False)
         self.padding = conv2.conv.padding
@@ -174,7 +180,7 @@ class _FusedSFRLayer(nn.Module):
             y = y.permute(0, 3, 2, 1).reshape(n, hw, mid)   # the shuffle, channels-last
         y = self.act2(y).view(n, h, w, mid).permute(0, 3, 1, 2)
         # 3x3 group convolution (+ SE)
-        new = F.conv2d(y, self.w2, None, 1, self.padding, 1, 1 if self.dense3x3 else G)
+        new = F.conv2d(y, self.w2, None, 1, self.padding, 1, self.groups3x3)
         if self.se is not None:
             new = self.se(new)
         # sparse feature reactivation, in place on the old features
