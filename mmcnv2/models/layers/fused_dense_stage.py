@@ -43,6 +43,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .squeeze_excitation import SqueezeExcitation
+
 CHANNELS_LAST = torch.channels_last
 
 
@@ -139,7 +141,12 @@ class _FusedSFRLayer(nn.Module):
         w2 = w2.contiguous(memory_format=CHANNELS_LAST)
         self.register_buffer('w2', w2, False)
         self.padding = conv2.conv.padding
-        self.se = layer.se
+        self.with_se = layer.se is not None
+        if self.with_se:  # bias-free fc1 -> ReLU -> fc2 -> sigmoid gate, run inline
+            if type(layer.se) is not SqueezeExcitation:
+                raise TypeError(f'cannot fuse SE module {type(layer.se).__name__}')
+            self.register_buffer('se_fc1', layer.se.fc1.weight.clone(), False)
+            self.register_buffer('se_fc2', layer.se.fc2.weight.clone(), False)
 
         s3, b3 = _bn_affine(sfr.norm)
         self.register_buffer('s3', s3.view(-1, 1), False)
@@ -179,13 +186,19 @@ class _FusedSFRLayer(nn.Module):
                 else torch.matmul(self.w1, x).add_(self.b1)                 # (n, G, mid/G, hw)
             y = y.permute(0, 3, 2, 1).reshape(n, hw, mid)   # the shuffle, channels-last
         y = self.act2(y).view(n, h, w, mid).permute(0, 3, 1, 2)
-        # 3x3 group convolution (+ SE)
+        # 3x3 group convolution
         new = F.conv2d(y, self.w2, None, 1, self.padding, 1, self.groups3x3)
-        if self.se is not None:
-            new = self.se(new)
-        # sparse feature reactivation, in place on the old features
+        # SE gate and the copy into the buffer in one pass, NCHW: the ops after run
+        # on contiguous memory instead of the convolution's channels-last output
         k = self.growth
-        r = self.act3(torch.mul(new.flatten(2), self.s3).add_(self.b3))     # (n, k, hw)
+        out = buf[:, c:c + k]
+        if self.with_se:
+            gate = F.relu_(F.linear(new.mean((2, 3)), self.se_fc1))
+            torch.mul(new, torch.sigmoid(F.linear(gate, self.se_fc2)).view(n, k, 1, 1), out=out)
+        else:
+            out.copy_(new)
+        # sparse feature reactivation, in place on the old features
+        r = self.act3(torch.mul(out.view(n, k, hw), self.s3).add_(self.b3))  # (n, k, hw)
         if self.dense:
             if n == 1:
                 feats[0].addmm_(self.w3, r[0])
@@ -193,9 +206,11 @@ class _FusedSFRLayer(nn.Module):
                 feats.baddbmm_(self.w3.expand(n, -1, -1), r)
         else:
             sG = self.sfr_groups
-            r = r.reshape(n, k // sG, sG, hw).transpose(1, 2)                # (n, sG, k/sG, hw)
-            feats.index_add_(1, self.index3, torch.matmul(self.w3, r).view(n, -1, hw))
-        buf[:, c:c + k] = new
+            if n == 1:  # bmm: matmul would copy every group's slice of r
+                react = torch.bmm(self.w3, r[0].view(k // sG, sG, hw).transpose(0, 1))
+            else:
+                react = torch.matmul(self.w3, r.view(n, k // sG, sG, hw).transpose(1, 2))
+            feats.index_add_(1, self.index3, react.view(n, -1, hw))
         return c + k
 
 
