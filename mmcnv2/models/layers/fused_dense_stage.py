@@ -31,7 +31,9 @@ passes over memory:
   run far below peak; at 112 x 112 the dense convolution doing 8x the
   arithmetic beats the true groups, at 56 x 56 two merged groups beat both).
 * The 3x3 convolution runs in channels-last layout, which the 1x1 product and
-  the shuffle copy write for free.
+  the shuffle copy write for free. The SE runs inline and its gate multiplies
+  the new features straight into their slice of the buffer (NCHW), so the
+  reactivation reads contiguous memory and no separate copy is made.
 * The 2x2 average pool before a stage is two strided adds written straight
   into the stage's buffer (2x faster than ``avg_pool2d`` or a depthwise
   convolution, and no copy).
