@@ -147,8 +147,8 @@ class _FusedSFRLayer(nn.Module):
         if self.with_se:  # bias-free fc1 -> ReLU -> fc2 -> sigmoid gate, run inline
             if type(layer.se) is not SqueezeExcitation:
                 raise TypeError(f'cannot fuse SE module {type(layer.se).__name__}')
-            self.register_buffer('se_fc1', layer.se.fc1.weight.clone(), False)
-            self.register_buffer('se_fc2', layer.se.fc2.weight.clone(), False)
+            self.register_buffer('se_fc1_t', layer.se.fc1.weight.t().contiguous(), False)
+            self.register_buffer('se_fc2_t', layer.se.fc2.weight.t().contiguous(), False)
 
         s3, b3 = _bn_affine(sfr.norm)
         self.register_buffer('s3', s3.view(-1, 1), False)
@@ -176,8 +176,10 @@ class _FusedSFRLayer(nn.Module):
         x = feats if self.dense else feats.index_select(1, self.index1)
         if self.relu_folded:
             x = torch.maximum(x, self.lower)
-        else:  # mul + add_: broadcast addcmul is 3x slower on CPU
+        elif self.dense:  # mul + add_: broadcast addcmul is 3x slower on CPU
             x = self.act1(torch.mul(x, self.s_in).add_(self.b_in))
+        else:  # in place on the gathered copy
+            x = self.act1(x.mul_(self.s_in).add_(self.b_in))
         if self.dense and n == 1:  # addmm: the bias rides on the product
             y = torch.addmm(self.b1, x[0].t(), self.w1.t()).view(1, hw, mid)
         elif self.dense:
@@ -194,9 +196,10 @@ class _FusedSFRLayer(nn.Module):
         # on contiguous memory instead of the convolution's channels-last output
         k = self.growth
         out = buf[:, c:c + k]
-        if self.with_se:
-            gate = F.relu_(F.linear(new.mean((2, 3)), self.se_fc1))
-            torch.mul(new, torch.sigmoid(F.linear(gate, self.se_fc2)).view(n, k, 1, 1), out=out)
+        if self.with_se:  # fc2(relu(fc1(mean))) = fc2(relu(fc1(sum))) / hw: mean costs 6 ops
+            gate = F.relu_(torch.mm(new.sum((2, 3)), self.se_fc1_t))
+            gate = torch.sigmoid_(torch.mm(gate, self.se_fc2_t).mul_(1 / hw))
+            torch.mul(new, gate.view(n, k, 1, 1), out=out)
         else:
             out.copy_(new)
         # sparse feature reactivation, in place on the old features
@@ -212,7 +215,10 @@ class _FusedSFRLayer(nn.Module):
                 react = torch.bmm(self.w3, r[0].view(k // sG, sG, hw).transpose(0, 1))
             else:
                 react = torch.matmul(self.w3, r.view(n, k // sG, sG, hw).transpose(1, 2))
-            feats.index_add_(1, self.index3, react.view(n, -1, hw))
+            if n == 1:  # along dim 0 of a 2-D view: 1.5-2x faster than dim 1 of 3-D
+                feats[0].index_add_(0, self.index3, react.view(-1, hw))
+            else:
+                feats.index_add_(1, self.index3, react.view(n, -1, hw))
         return c + k
 
 
