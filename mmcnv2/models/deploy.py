@@ -47,7 +47,8 @@ def switch_model_to_deploy(model: nn.Module) -> int:
     return len(todo)
 
 
-def fuse_for_inference(model: nn.Module, dense_below: Optional[int] = None) -> nn.Module:
+def fuse_for_inference(model: nn.Module, dense_below: Optional[int] = None,
+                       script: bool = False) -> nn.Module:
     """The fastest CPU form of a deploy-form model, for inference only (in place).
 
     Every CondenseNetV2 dense stage becomes a :class:`FusedSFRDenseStage`
@@ -64,6 +65,9 @@ def fuse_for_inference(model: nn.Module, dense_below: Optional[int] = None) -> n
             layers are all in deploy form.
         dense_below (int, optional): See :class:`FusedSFRDenseStage`; None
             uses its measured default.
+        script (bool): Run the fused dense stages as TorchScript (about 15%
+            faster at batch 1 on CPU; TorchScript is deprecated by PyTorch,
+            so this is opt-in). See :class:`FusedSFRDenseStage`.
 
     Returns:
         nn.Module: ``model``, fused.
@@ -96,7 +100,8 @@ def fuse_for_inference(model: nn.Module, dense_below: Optional[int] = None) -> n
             if isinstance(child, DenseStage) and all(
                     hasattr(layer, 'sfr') for layer in child.layers):
                 setattr(parent, name, FusedSFRDenseStage(
-                    child, FusedSFRDenseStage.DENSE_BELOW if dense_below is None else dense_below))
+                    child, FusedSFRDenseStage.DENSE_BELOW if dense_below is None else dense_below,
+                    script=script))
     from .backbones.sfr_shufflenet_v2 import ShuffleNetFamily
     for m in root.modules():
         if isinstance(m, ShuffleNetFamily):

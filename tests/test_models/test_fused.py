@@ -50,6 +50,30 @@ def test_fused_condensenet_v2_equals_training_form(arch, dense_below):
         assert_same(fused(x[:1]), [r[:1] for r in ref])  # batch 1 takes other kernels
 
 
+@pytest.mark.parametrize('arch', ['a', 'c', 'cifar146', 'custom'])
+def test_scripted_fused_form_equals_eager_fused_form(arch, recwarn):
+    """script=True runs the same layers through TorchScript: equal outputs (both batch
+    kernels), still inference-only, and PyTorch's deprecation warning is not passed on."""
+    torch.manual_seed(4)
+    stages = 3 if arch.startswith('cifar') else 2 if arch == 'custom' else 5
+    model = trained_like(CondenseNetV2(CUSTOM if arch == 'custom' else arch,
+                                       out_indices=tuple(range(stages))))
+    size = (32, 35) if arch.startswith('cifar') else (97, 131)
+    x = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        ref = model(x)
+        switch_model_to_deploy(model)
+        eager = fuse_for_inference(copy.deepcopy(model))
+        scripted = fuse_for_inference(model, script=True)
+        assert all(isinstance(s.body, torch.jit.ScriptModule) for s in scripted.stages)
+        for batch in (x, x[:1]):
+            torch.testing.assert_close(scripted(batch), eager(batch), rtol=0, atol=0)
+        assert_same(scripted(x), ref)
+    assert not [w for w in recwarn if 'torch.jit' in str(w.message)]
+    with pytest.raises(RuntimeError, match='inference-only'):
+        scripted.train()
+
+
 def test_fused_layers_take_both_paths_by_default():
     fused = fuse_for_inference(CondenseNetV2('c', deploy=True).eval())
     dense = [layer.dense for stage in fused.stages for layer in stage.layers]

@@ -41,6 +41,9 @@ passes over memory:
 Every reformulation is an identity in exact arithmetic; the tests check the
 fused stage against the training form to 1e-5 relative for every arch.
 """
+import warnings
+from typing import List
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -61,15 +64,26 @@ def _bn_affine(norm: nn.Module):
     return scale, -norm.running_mean * scale
 
 
-def _inplace_act(act: nn.Module):
-    """An in-place callable equal to ``act`` (ReLU, Hardswish or identity)."""
-    if isinstance(act, nn.ReLU):
-        return F.relu_
-    if isinstance(act, nn.Hardswish):
-        return lambda x: F.hardswish(x, inplace=True)
-    if isinstance(act, nn.Identity):
-        return lambda x: x
-    raise TypeError(f'cannot fuse activation {type(act).__name__}')
+#: What :func:`_act_` applies for codes 0, 1, 2.
+_ACTIVATIONS = (nn.Identity, nn.ReLU, nn.Hardswish)
+
+
+def _act_code(act: nn.Module) -> int:
+    """The code of ``act`` for :func:`_act_` (an int, so the layer can be scripted)."""
+    for code, cls in enumerate(_ACTIVATIONS):
+        if type(act) is cls:
+            return code
+    raise TypeError(f'cannot fuse activation {type(act).__name__}; '
+                    f'allowed: {[cls.__name__ for cls in _ACTIVATIONS]}')
+
+
+def _act_(x: torch.Tensor, code: int) -> torch.Tensor:
+    """Activation ``code`` of :data:`_ACTIVATIONS`, in place."""
+    if code == 1:
+        return torch.relu_(x)
+    if code == 2:
+        return F.hardswish(x, True)
+    return x
 
 
 class _FusedSFRLayer(nn.Module):
@@ -78,6 +92,11 @@ class _FusedSFRLayer(nn.Module):
     def __init__(self, layer: nn.Module, dense_below: int):
         super().__init__()
         lgc, conv2, sfr = layer.conv1, layer.conv2, layer.sfr
+        # every attribute forward() names exists (empty where unused): TorchScript needs them
+        for name in ('index1', 'lower', 's_in', 'b_in', 'se_fc1_t', 'se_fc2_t', 'index3'):
+            empty = torch.empty(0, dtype=torch.long if name.startswith('index') else None)
+            self.register_buffer(name, empty.to(lgc.conv.weight.device), False)
+        self.act1 = 0
         if not (lgc.deploy and sfr.deploy) or lgc.kernel_size != 1 or sfr.kernel_size != 1:
             raise ValueError('only deploy-form layers with 1x1 LGC/SFR can be fused')
         c, G = lgc.in_channels, lgc.groups
@@ -122,10 +141,10 @@ class _FusedSFRLayer(nn.Module):
         else:
             self.register_buffer('s_in', scale.view(-1, 1).contiguous(), False)
             self.register_buffer('b_in', shift.view(-1, 1).contiguous(), False)
-            self.act1 = _inplace_act(lgc.act)
+            self.act1 = _act_code(lgc.act)
         self.register_buffer('w1', w1.contiguous(), False)
         self.register_buffer('b1', (bias1.view(-1) if self.dense else bias1).contiguous(), False)
-        self.act2 = _inplace_act(conv2.act)
+        self.act2 = _act_code(conv2.act)
 
         w2 = conv2.conv.weight                              # (k, mid/G, 3, 3)
         # merge neighbouring groups (zeros between them) until each reads >= 2 * dense_below
@@ -142,7 +161,7 @@ class _FusedSFRLayer(nn.Module):
             w2 = blocks
         w2 = w2.contiguous(memory_format=CHANNELS_LAST)
         self.register_buffer('w2', w2, False)
-        self.padding = conv2.conv.padding
+        self.padding: List[int] = list(conv2.conv.padding)
         self.with_se = layer.se is not None
         if self.with_se:  # bias-free fc1 -> ReLU -> fc2 -> sigmoid gate, run inline
             if type(layer.se) is not SqueezeExcitation:
@@ -153,7 +172,7 @@ class _FusedSFRLayer(nn.Module):
         s3, b3 = _bn_affine(sfr.norm)
         self.register_buffer('s3', s3.view(-1, 1), False)
         self.register_buffer('b3', b3.view(-1, 1), False)
-        self.act3 = _inplace_act(sfr.act)
+        self.act3 = _act_code(sfr.act)
         w3 = sfr.conv.weight[:, :, 0, 0]                    # (kept, k/G): row r reads g + p*G
         self.sfr_groups = sG = sfr.groups
         if self.dense:
@@ -177,9 +196,9 @@ class _FusedSFRLayer(nn.Module):
         if self.relu_folded:
             x = torch.maximum(x, self.lower)
         elif self.dense:  # mul + add_: broadcast addcmul is 3x slower on CPU
-            x = self.act1(torch.mul(x, self.s_in).add_(self.b_in))
+            x = _act_(torch.mul(x, self.s_in).add_(self.b_in), self.act1)
         else:  # in place on the gathered copy
-            x = self.act1(x.mul_(self.s_in).add_(self.b_in))
+            x = _act_(x.mul_(self.s_in).add_(self.b_in), self.act1)
         if self.dense and n == 1:  # addmm: the bias rides on the product
             y = torch.addmm(self.b1, x[0].t(), self.w1.t()).view(1, hw, mid)
         elif self.dense:
@@ -189,9 +208,9 @@ class _FusedSFRLayer(nn.Module):
             y = torch.baddbmm(self.b1, self.w1, x[0]).unsqueeze(0) if n == 1 \
                 else torch.matmul(self.w1, x).add_(self.b1)                 # (n, G, mid/G, hw)
             y = y.permute(0, 3, 2, 1).reshape(n, hw, mid)   # the shuffle, channels-last
-        y = self.act2(y).view(n, h, w, mid).permute(0, 3, 1, 2)
+        y = _act_(y, self.act2).view(n, h, w, mid).permute(0, 3, 1, 2)
         # 3x3 group convolution
-        new = F.conv2d(y, self.w2, None, 1, self.padding, 1, self.groups3x3)
+        new = F.conv2d(y, self.w2, None, [1, 1], self.padding, [1, 1], self.groups3x3)
         # SE gate and the copy into the buffer in one pass, NCHW: the ops after run
         # on contiguous memory instead of the convolution's channels-last output
         k = self.growth
@@ -203,7 +222,7 @@ class _FusedSFRLayer(nn.Module):
         else:
             out.copy_(new)
         # sparse feature reactivation, in place on the old features
-        r = self.act3(torch.mul(out.view(n, k, hw), self.s3).add_(self.b3))  # (n, k, hw)
+        r = _act_(torch.mul(out.view(n, k, hw), self.s3).add_(self.b3), self.act3)  # (n, k, hw)
         if self.dense:
             if n == 1:
                 feats[0].addmm_(self.w3, r[0])
@@ -222,6 +241,31 @@ class _FusedSFRLayer(nn.Module):
         return c + k
 
 
+class _FusedStageBody(nn.Module):
+    """The layers of a :class:`FusedSFRDenseStage` and its loop (scriptable)."""
+
+    def __init__(self, layers: List[_FusedSFRLayer], downsample: bool):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.downsample = downsample
+        self.in_channels = layers[0].in_channels
+        self.out_channels = self.in_channels + sum(layer.growth for layer in layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        if self.downsample:  # 2x2 average pool written straight into the buffer: 2x
+            h, w = h // 2, w // 2  # faster than avg_pool2d or a depthwise conv on CPU
+            buf = x.new_empty(n, self.out_channels, h, w)
+            rows = torch.add(x[:, :, 0:2 * h:2], x[:, :, 1:2 * h:2])
+            torch.add(rows[..., 0:2 * w:2], rows[..., 1:2 * w:2], out=buf[:, :c]).mul_(0.25)
+        else:
+            buf = x.new_empty(n, self.out_channels, h, w)
+            buf[:, :c] = x
+        for layer in self.layers:
+            c = layer(buf, c)
+        return buf
+
+
 class FusedSFRDenseStage(nn.Module):
     """Inference-only form of a deploy-form CondenseNetV2 :class:`DenseStage`.
 
@@ -229,11 +273,18 @@ class FusedSFRDenseStage(nn.Module):
     (not constructed by hand); computes the same function as the stage it
     replaces, in eval mode only (BN is folded), without autograd.
 
+    With ``script=True`` the layers run as a TorchScript module: the same
+    ATen calls without the Python interpreter between them (about 15% faster
+    for CondenseNetV2-C at batch 1 on CPU, where a layer at 7 x 7 makes some
+    40 calls). TorchScript is deprecated by PyTorch (its ``FutureWarning`` is
+    silenced here, since the caller asked for it); eager is the default.
+
     Args:
         stage (DenseStage): A deploy-form stage of ``SFRDenseLayer``.
         dense_below (int): Layers whose learned groups read fewer inputs
             than this run their 1x1 products densely. Defaults to
             :attr:`DENSE_BELOW`.
+        script (bool): Run the layers as TorchScript. Defaults to False.
 
     Example:
         >>> import torch
@@ -250,17 +301,29 @@ class FusedSFRDenseStage(nn.Module):
     #: dense product with zeros is faster than products over the groups.
     DENSE_BELOW = 16
 
-    def __init__(self, stage: nn.Module, dense_below: int = DENSE_BELOW):
+    def __init__(self, stage: nn.Module, dense_below: int = DENSE_BELOW, script: bool = False):
         super().__init__()
-        self.downsample = not isinstance(stage.pool, nn.Identity)
-        self.layers = nn.ModuleList(_FusedSFRLayer(layer, dense_below) for layer in stage.layers)
-        self.in_channels = self.layers[0].in_channels
-        if self.downsample and not (
+        downsample = not isinstance(stage.pool, nn.Identity)
+        if downsample and not (
                 isinstance(stage.pool, nn.AvgPool2d) and stage.pool.kernel_size in (2, (2, 2))
                 and stage.pool.stride in (2, (2, 2)) and stage.pool.padding in (0, (0, 0))
                 and not stage.pool.ceil_mode):
             raise ValueError(f'expected a 2x2/2 average pool, got {stage.pool}')
-        self.out_channels = self.in_channels + sum(layer.growth for layer in self.layers)
+        body = _FusedStageBody([_FusedSFRLayer(layer, dense_below) for layer in stage.layers],
+                               downsample)
+        self.in_channels, self.out_channels = body.in_channels, body.out_channels
+        self.scripted = bool(script)
+        if self.scripted:
+            with warnings.catch_warnings():
+                warnings.filterwarnings('ignore', r'`torch\.jit\.script` is deprecated',
+                                        FutureWarning)
+                body = torch.jit.script(body)
+        self.body = body
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        """The fused layers."""
+        return self.body.layers
 
     def train(self, mode: bool = True):
         if mode:
@@ -272,15 +335,4 @@ class FusedSFRDenseStage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.in_channels:
             raise ValueError(f'expected {self.in_channels} input channels, got {x.shape[1]}')
-        n, c, h, w = x.shape
-        if self.downsample:  # 2x2 average pool written straight into the buffer: 2x
-            h, w = h // 2, w // 2  # faster than avg_pool2d or a depthwise conv on CPU
-            buf = x.new_empty(n, self.out_channels, h, w)
-            rows = torch.add(x[:, :, 0:2 * h:2], x[:, :, 1:2 * h:2])
-            torch.add(rows[..., 0:2 * w:2], rows[..., 1:2 * w:2], out=buf[:, :c]).mul_(0.25)
-        else:
-            buf = x.new_empty(n, self.out_channels, h, w)
-            buf[:, :c] = x
-        for layer in self.layers:
-            c = layer(buf, c)
-        return buf
+        return self.body(x)
