@@ -41,6 +41,9 @@ import torch
 import torch.nn as nn
 
 #: Our classifiers: name -> (config, same-FLOPs peer).
+#: Forms of ours that can be timed (see :func:`run_benchmark`).
+FORMS = ('training', 'deploy', 'fused', 'scripted')
+
 OURS = {
     'CondenseNetV2-A': ('configs/imagenet/cnv2_a.py', 'ShuffleNetV2-0.5x'),
     'CondenseNetV2-B': ('configs/imagenet/cnv2_b.py', 'ShuffleNetV2-1.0x'),
@@ -212,7 +215,8 @@ def build_peer(name: str) -> nn.Module:
 
 
 def build_detector(config: str, root: str = '.') -> Dict[str, nn.Module]:
-    """Forms of a detector config: ``deploy`` and ``fused`` for ours, ``as-is`` for a peer."""
+    """Forms of a detector config: ``deploy``, ``fused`` (and ``scripted`` where it has
+    fused dense stages) for ours, ``as-is`` for a peer."""
     from mmengine.config import Config
 
     from ..models.deploy import fuse_for_inference, sparse_layers
@@ -223,7 +227,16 @@ def build_detector(config: str, root: str = '.') -> Dict[str, nn.Module]:
     model = _build(model_cfg, cfg.default_scope)
     if not sparse_layers(model):
         return {'as-is': model}
-    return dict(deploy=model, fused=fuse_for_inference(copy.deepcopy(model)))
+    forms = dict(deploy=model, fused=fuse_for_inference(copy.deepcopy(model)))
+    if has_dense_stages(forms['fused']):
+        forms['scripted'] = fuse_for_inference(copy.deepcopy(model), script=True)
+    return forms
+
+
+def has_dense_stages(model: nn.Module) -> bool:
+    """Whether a fused model has dense stages (what ``script=True`` changes)."""
+    from ..models.layers import FusedSFRDenseStage
+    return any(isinstance(m, FusedSFRDenseStage) for m in model.modules())
 
 
 def machine_info() -> dict:
@@ -306,7 +319,7 @@ def _ort_session(path: str, threads: int):
 
 
 def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Sequence[int] = (1, 8),
-                  size: int = 224, forms: Sequence[str] = ('training', 'deploy', 'fused'),
+                  size: int = 224, forms: Sequence[str] = FORMS,
                   models: Optional[Sequence[str]] = None, detectors: bool = True,
                   onnx: Sequence[str] = ('CondenseNetV2-A', 'CondenseNetV2-B', 'CondenseNetV2-C',
                                          'SFR-ShuffleNetV2-1.0x'),
@@ -319,9 +332,11 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
         threads (Sequence[int], optional): Thread counts; default ``(1, all cores)``.
         batches (Sequence[int]): Batch sizes at ``size`` x ``size``.
         size (int): Input side of the classifiers.
-        forms (Sequence[str]): Forms of ours: ``training`` (fully sparsified
-            masks), ``deploy`` (condensed) and ``fused``
-            (:func:`mmcnv2.models.fuse_for_inference`).
+        forms (Sequence[str]): Forms of ours (:data:`FORMS`): ``training``
+            (fully sparsified masks), ``deploy`` (condensed), ``fused``
+            (:func:`mmcnv2.models.fuse_for_inference`) and ``scripted`` (fused
+            with ``script=True``; only for models with dense stages, since it
+            changes nothing else).
         models (Sequence[str], optional): Subset of :data:`OURS` (their peers
             come along). Defaults to all.
         detectors (bool): Also time :data:`DETECTORS` (deploy and fused
@@ -345,10 +360,11 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
     unknown = sorted(set(names) - set(OURS))
     if unknown:
         raise ValueError(f'models must be among {sorted(OURS)}, got {unknown}')
-    bad_forms = sorted(set(forms) - {'training', 'deploy', 'fused'})
+    bad_forms = sorted(set(forms) - set(FORMS))
     if bad_forms:
-        raise ValueError(f"forms must be among ['deploy', 'fused', 'training'], got {bad_forms}")
-    timed = dict(warmup=2, min_runs=5, max_runs=30, budget_s=budget_s)
+        raise ValueError(f'forms must be among {sorted(FORMS)}, got {bad_forms}')
+    # 3 warm-up passes: TorchScript's profiling executor optimises on the second
+    timed = dict(warmup=3, min_runs=5, max_runs=30, budget_s=budget_s)
     malloc = set_malloc_policy(malloc)
     log(f'malloc: {malloc}')
     entries = []  # (name, form, module, peer)
@@ -357,8 +373,13 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
         built = build_ours(OURS[name][0], root)
         if 'fused' in forms:
             built['fused'] = fuse_for_inference(copy.deepcopy(built['deploy']))
+        if 'scripted' in forms:
+            scripted = fuse_for_inference(copy.deepcopy(built['deploy']), script=True)
+            if has_dense_stages(scripted):
+                built['scripted'] = scripted
         for form in forms:
-            entries.append((name, form, built[form], OURS[name][1]))
+            if form in built:
+                entries.append((name, form, built[form], OURS[name][1]))
     peer_names = [p for p in PEERS if models is None or p in {OURS[n][1] for n in names}]
     for name in peer_names:
         log(f'building {name}')
@@ -402,7 +423,8 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
         for name, (config, peer) in DETECTORS.items():
             log(f'building {name}')
             for form, module in build_detector(config, root).items():
-                det_entries.append((name, form, module, peer))
+                if form in forms:
+                    det_entries.append((name, form, module, peer))
         for name, config in DETECTOR_PEERS.items():
             log(f'building {name}')
             for form, module in build_detector(config, root).items():
@@ -411,14 +433,14 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
         for name, form, module, peer in det_entries:
             fwd = _classifier_forward(module)
             with torch.inference_mode():
-                timing = time_forward(lambda: fwd(x), warmup=1, min_runs=3, max_runs=5,
+                timing = time_forward(lambda: fwd(x), warmup=2, min_runs=3, max_runs=5,
                                       budget_s=budget_s)
             rows.append(Row(name, form, 'pytorch', t, 1, (800, 1333), timing, peer))
             log(f'{name:<28}{form:<9} threads={t}: {timing} ms')
     torch.set_num_threads(max(threads))
     settings = dict(threads=threads, batches=tuple(batches), size=size, forms=tuple(forms),
                     budget_s=budget_s, malloc=malloc,
-                    timing='median (25th-75th percentile) of >= 5 passes after 2 warm-up '
+                    timing='median (25th-75th percentile) of >= 5 passes after 3 warm-up '
                     'passes, in rounds of one pass per model, torch.inference_mode, eval mode')
     return dict(machine=machine_info(), settings=settings, rows=rows)
 

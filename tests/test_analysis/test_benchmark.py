@@ -7,10 +7,11 @@ import sys
 import pytest
 import torch
 
-from mmcnv2.analysis.benchmark import (OURS, PEERS, build_ours, build_peer, export_for_timing,
-                                       format_summary, format_table, from_json, run_benchmark,
-                                       set_malloc_policy, time_forward, time_round_robin,
-                                       to_json)
+from mmcnv2.analysis.benchmark import (OURS, PEERS, build_detector, build_ours, build_peer,
+                                       export_for_timing, format_summary, format_table, from_json,
+                                       run_benchmark, set_malloc_policy, time_forward,
+                                       time_round_robin, to_json)
+from mmcnv2.models.layers import FusedSFRDenseStage
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -58,6 +59,20 @@ def test_benchmarked_forms_compute_the_same_function():
     torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
 
 
+def test_scripted_form_only_for_models_with_dense_stages():
+    result = run_benchmark(ROOT, threads=[1], batches=[1], size=64, forms=['fused', 'scripted'],
+                           models=['CondenseNetV2-A', 'SFR-ShuffleNetV2-0.5x'], detectors=False,
+                           onnx=(), budget_s=0.0, malloc='default', log=lambda _: None)
+    ours = {(r.model, r.form) for r in result['rows'] if r.peer}
+    assert ours == {('CondenseNetV2-A', 'fused'), ('CondenseNetV2-A', 'scripted'),
+                    ('SFR-ShuffleNetV2-0.5x', 'fused')}  # scripting changes nothing there
+    forms = build_detector('configs/retinanet_cnv2_a.py', ROOT)
+    assert sorted(forms) == ['deploy', 'fused', 'scripted']
+    assert all(isinstance(m.body, torch.jit.ScriptModule)
+               for m in forms['scripted'].modules() if isinstance(m, FusedSFRDenseStage))
+    assert sorted(build_detector('configs/retinanet_shufflenetv2_1.5x.py', ROOT)) == ['as-is']
+
+
 def test_tiny_run_pairs_rows_with_their_peer(tmp_path):
     result = run_benchmark(ROOT, threads=[1], batches=[1], size=64, forms=['deploy', 'fused'],
                            models=['SFR-ShuffleNetV2-0.5x'], detectors=False, onnx=(),
@@ -92,7 +107,7 @@ def test_bad_arguments_name_the_allowed_values():
     with pytest.raises(ValueError, match="malloc must be one of"):
         run_benchmark(ROOT, models=['CondenseNetV2-A'], malloc='tcmalloc', detectors=False,
                       onnx=())
-    with pytest.raises(ValueError, match="forms must be among.*'fused'"):
+    with pytest.raises(ValueError, match="forms must be among.*'fused'.*'scripted'"):
         run_benchmark(ROOT, models=['CondenseNetV2-A'], forms=['compiled'], detectors=False,
                       onnx=())
 
