@@ -199,15 +199,20 @@ class _FusedSFRLayer(nn.Module):
             x = _act_(torch.mul(x, self.s_in).add_(self.b_in), self.act1)
         else:  # in place on the gathered copy
             x = _act_(x.mul_(self.s_in).add_(self.b_in), self.act1)
-        if self.dense and n == 1:  # addmm: the bias rides on the product
-            y = torch.addmm(self.b1, x[0].t(), self.w1.t()).view(1, hw, mid)
-        elif self.dense:
-            y = F.linear(x.transpose(1, 2), self.w1, self.b1)                # (n, hw, mid)
+        if self.dense:  # 2-D linear is addmm: the bias rides on the product (called as
+            # linear, since TorchScript splits a bare addmm into mm + add)
+            y = F.linear(x[0].t() if n == 1 else x.transpose(1, 2), self.w1, self.b1)
+            y = y.view(n, hw, mid)
         else:
             x = x.view(n, G, -1, hw)
-            y = torch.baddbmm(self.b1, self.w1, x[0]).unsqueeze(0) if n == 1 \
-                else torch.matmul(self.w1, x).add_(self.b1)                 # (n, G, mid/G, hw)
-            y = y.permute(0, 3, 2, 1).reshape(n, hw, mid)   # the shuffle, channels-last
+            if n == 1 and hw <= 1024:  # (G, hw, mid/G): the shuffle copy then reads rows
+                y = torch.baddbmm(self.b1.transpose(1, 2), x[0].transpose(1, 2),
+                                  self.w1.transpose(1, 2)).permute(1, 2, 0)
+            else:  # (n, G, mid/G, hw): a product with hw outer is faster on large maps
+                y = torch.baddbmm(self.b1, self.w1, x[0]).unsqueeze(0) if n == 1 \
+                    else torch.matmul(self.w1, x).add_(self.b1)
+                y = y.permute(0, 3, 2, 1)
+            y = y.reshape(n, hw, mid)                       # the shuffle, channels-last
         y = _act_(y, self.act2).view(n, h, w, mid).permute(0, 3, 1, 2)
         # 3x3 group convolution
         new = F.conv2d(y, self.w2, None, [1, 1], self.padding, [1, 1], self.groups3x3)
