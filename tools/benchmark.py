@@ -2,16 +2,16 @@
 
     python tools/benchmark.py [--out work_dirs/benchmark.json] [--markdown]
                               [--models CondenseNetV2-A ...] [--threads 1 2] [--batches 1 8]
-                              [--forms training deploy fused scripted]
+                              [--forms training deploy fused fused-python]
                               [--no-detectors] [--no-onnx]
                               [--malloc retain|default]
     python tools/benchmark.py --from-json work_dirs/benchmark.json [--markdown]
 
 Times (medians with 25th-75th percentiles) our classifiers in training, deploy, fused and
-scripted (fused + TorchScript, CondenseNetV2 only) form and mmpretrain's ShuffleNetV2 /
-MobileNetV2 / MobileNetV3 at 224 x 224, at 1 thread and all threads, batch 1 and 8; the
-deploy forms and their peers in onnxruntime; and RetinaNet detectors at 800 x 1333 (all
-threads). Prints a table with the ratio of each of ours to its
+fused-python (the fused form's loop in Python, CondenseNetV2 only) form and mmpretrain's
+ShuffleNetV2 / MobileNetV2 / MobileNetV3 at 224 x 224, at 1 thread and all threads, batch 1
+and 8; the deploy forms and their peers in onnxruntime; and RetinaNet detectors at
+800 x 1333 (all threads). Prints a table with the ratio of each of ours to its
 same-FLOPs ShuffleNetV2 and writes JSON with the machine and versions: first a summary (one
 line per model and form, one column per setting), then every measurement. ``--from-json``
 prints the tables of a saved run again without measuring. ``--malloc retain`` (the default)
@@ -34,7 +34,8 @@ def parse_args():
     parser.add_argument('--threads', nargs='+', type=int, help='default: 1 and all cores')
     parser.add_argument('--batches', nargs='+', type=int, default=[1, 8])
     parser.add_argument('--forms', nargs='+', default=list(FORMS), choices=FORMS,
-                        help='forms of ours (scripted: fused + TorchScript, CondenseNetV2 only)')
+                        help='forms of ours (fused-python: the fused loop in Python, '
+                        'CondenseNetV2 only)')
     parser.add_argument('--budget', type=float, default=1.0,
                         help='seconds of timed passes per measurement (min 5 passes)')
     parser.add_argument('--no-detectors', action='store_true', help='skip the 800x1333 detectors')

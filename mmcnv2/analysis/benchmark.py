@@ -42,7 +42,7 @@ import torch.nn as nn
 
 #: Our classifiers: name -> (config, same-FLOPs peer).
 #: Forms of ours that can be timed (see :func:`run_benchmark`).
-FORMS = ('training', 'deploy', 'fused', 'scripted')
+FORMS = ('training', 'deploy', 'fused', 'fused-python')
 
 OURS = {
     'CondenseNetV2-A': ('configs/imagenet/cnv2_a.py', 'ShuffleNetV2-0.5x'),
@@ -215,7 +215,7 @@ def build_peer(name: str) -> nn.Module:
 
 
 def build_detector(config: str, root: str = '.') -> Dict[str, nn.Module]:
-    """Forms of a detector config: ``deploy``, ``fused`` (and ``scripted`` where it has
+    """Forms of a detector config: ``deploy``, ``fused`` (and ``fused-python`` where it has
     fused dense stages) for ours, ``as-is`` for a peer."""
     from mmengine.config import Config
 
@@ -229,12 +229,12 @@ def build_detector(config: str, root: str = '.') -> Dict[str, nn.Module]:
         return {'as-is': model}
     forms = dict(deploy=model, fused=fuse_for_inference(copy.deepcopy(model)))
     if has_dense_stages(forms['fused']):
-        forms['scripted'] = fuse_for_inference(copy.deepcopy(model), script=True)
+        forms['fused-python'] = fuse_for_inference(copy.deepcopy(model), backend='python')
     return forms
 
 
 def has_dense_stages(model: nn.Module) -> bool:
-    """Whether a fused model has dense stages (what ``script=True`` changes)."""
+    """Whether a fused model has dense stages (what the fused ``backend`` changes)."""
     from ..models.layers import FusedSFRDenseStage
     return any(isinstance(m, FusedSFRDenseStage) for m in model.modules())
 
@@ -334,9 +334,9 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
         size (int): Input side of the classifiers.
         forms (Sequence[str]): Forms of ours (:data:`FORMS`): ``training``
             (fully sparsified masks), ``deploy`` (condensed), ``fused``
-            (:func:`mmcnv2.models.fuse_for_inference`) and ``scripted`` (fused
-            with ``script=True``; only for models with dense stages, since it
-            changes nothing else).
+            (:func:`mmcnv2.models.fuse_for_inference`, its default backend: the
+            C++ loop where built) and ``fused-python`` (its Python loop; only
+            for models with dense stages, since it changes nothing else).
         models (Sequence[str], optional): Subset of :data:`OURS` (their peers
             come along). Defaults to all.
         detectors (bool): Also time :data:`DETECTORS` (deploy and fused
@@ -345,7 +345,7 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
         onnx (Sequence[str]): Ours to export (deploy form) and time in
             onnxruntime at batch 1, with their peers.
         budget_s (float): Seconds of timed passes per measurement (at least
-            5 passes after 2 warm-up ones).
+            5 passes after 3 warm-up ones).
         malloc (str): ``'retain'`` or ``'default'``, see
             :func:`set_malloc_policy`; applied before anything is built.
         log (callable): Progress messages.
@@ -363,7 +363,6 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
     bad_forms = sorted(set(forms) - set(FORMS))
     if bad_forms:
         raise ValueError(f'forms must be among {sorted(FORMS)}, got {bad_forms}')
-    # 3 warm-up passes: TorchScript's profiling executor optimises on the second
     timed = dict(warmup=3, min_runs=5, max_runs=30, budget_s=budget_s)
     malloc = set_malloc_policy(malloc)
     log(f'malloc: {malloc}')
@@ -373,10 +372,10 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
         built = build_ours(OURS[name][0], root)
         if 'fused' in forms:
             built['fused'] = fuse_for_inference(copy.deepcopy(built['deploy']))
-        if 'scripted' in forms:
-            scripted = fuse_for_inference(copy.deepcopy(built['deploy']), script=True)
-            if has_dense_stages(scripted):
-                built['scripted'] = scripted
+        if 'fused-python' in forms:
+            python = fuse_for_inference(copy.deepcopy(built['deploy']), backend='python')
+            if has_dense_stages(python):
+                built['fused-python'] = python
         for form in forms:
             if form in built:
                 entries.append((name, form, built[form], OURS[name][1]))

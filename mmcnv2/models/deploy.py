@@ -48,7 +48,7 @@ def switch_model_to_deploy(model: nn.Module) -> int:
 
 
 def fuse_for_inference(model: nn.Module, dense_below: Optional[int] = None,
-                       script: bool = False) -> nn.Module:
+                       backend: str = 'auto') -> nn.Module:
     """The fastest CPU form of a deploy-form model, for inference only (in place).
 
     Every CondenseNetV2 dense stage becomes a :class:`FusedSFRDenseStage`
@@ -65,15 +65,19 @@ def fuse_for_inference(model: nn.Module, dense_below: Optional[int] = None,
             layers are all in deploy form.
         dense_below (int, optional): See :class:`FusedSFRDenseStage`; None
             uses its measured default.
-        script (bool): Run the fused dense stages as TorchScript (about 15%
-            faster at batch 1 on CPU; TorchScript is deprecated by PyTorch,
-            so this is opt-in). See :class:`FusedSFRDenseStage`.
+        backend (str): What runs the loop of the fused dense stages:
+            ``'auto'`` (C++ when mmcnv2's compiled operators are built, else
+            Python with a warning), ``'cpp'``, ``'torchscript'`` or
+            ``'python'``; all give bit-identical outputs. See
+            :class:`FusedSFRDenseStage`.
 
     Returns:
         nn.Module: ``model``, fused.
 
     Raises:
-        ValueError: if a sparse layer is still in training form.
+        ValueError: if a sparse layer is still in training form, or
+            ``backend`` is not one of :attr:`FusedSFRDenseStage.BACKENDS`.
+        RuntimeError: if ``backend='cpp'`` and the extension is not built.
 
     Example:
         >>> import torch
@@ -88,6 +92,9 @@ def fuse_for_inference(model: nn.Module, dense_below: Optional[int] = None,
     """
     from .layers import DenseStage, FusedSFRDenseStage
 
+    if backend not in FusedSFRDenseStage.BACKENDS:
+        raise ValueError(f'backend must be one of {FusedSFRDenseStage.BACKENDS}, '
+                         f'got {backend!r}')
     root = model.module if is_model_wrapper(model) else model
     training = [n for n, m in sparse_layers(root) if not m.deploy]
     if training:
@@ -101,7 +108,7 @@ def fuse_for_inference(model: nn.Module, dense_below: Optional[int] = None,
                     hasattr(layer, 'sfr') for layer in child.layers):
                 setattr(parent, name, FusedSFRDenseStage(
                     child, FusedSFRDenseStage.DENSE_BELOW if dense_below is None else dense_below,
-                    script=script))
+                    backend=backend))
     from .backbones.sfr_shufflenet_v2 import ShuffleNetFamily
     for m in root.modules():
         if isinstance(m, ShuffleNetFamily):

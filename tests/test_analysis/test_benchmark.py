@@ -59,17 +59,19 @@ def test_benchmarked_forms_compute_the_same_function():
     torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
 
 
-def test_scripted_form_only_for_models_with_dense_stages():
-    result = run_benchmark(ROOT, threads=[1], batches=[1], size=64, forms=['fused', 'scripted'],
+def test_python_loop_form_only_for_models_with_dense_stages():
+    result = run_benchmark(ROOT, threads=[1], batches=[1], size=64,
+                           forms=['fused', 'fused-python'],
                            models=['CondenseNetV2-A', 'SFR-ShuffleNetV2-0.5x'], detectors=False,
                            onnx=(), budget_s=0.0, malloc='default', log=lambda _: None)
     ours = {(r.model, r.form) for r in result['rows'] if r.peer}
-    assert ours == {('CondenseNetV2-A', 'fused'), ('CondenseNetV2-A', 'scripted'),
-                    ('SFR-ShuffleNetV2-0.5x', 'fused')}  # scripting changes nothing there
+    assert ours == {('CondenseNetV2-A', 'fused'), ('CondenseNetV2-A', 'fused-python'),
+                    ('SFR-ShuffleNetV2-0.5x', 'fused')}  # the backend changes nothing there
     forms = build_detector('configs/retinanet_cnv2_a.py', ROOT)
-    assert sorted(forms) == ['deploy', 'fused', 'scripted']
-    assert all(isinstance(m.body, torch.jit.ScriptModule)
-               for m in forms['scripted'].modules() if isinstance(m, FusedSFRDenseStage))
+    assert sorted(forms) == ['deploy', 'fused', 'fused-python']
+    for form, backend in (('fused', 'cpp'), ('fused-python', 'python')):
+        assert {m.backend for m in forms[form].modules()
+                if isinstance(m, FusedSFRDenseStage)} == {backend}
     assert sorted(build_detector('configs/retinanet_shufflenetv2_1.5x.py', ROOT)) == ['as-is']
 
 
@@ -107,7 +109,7 @@ def test_bad_arguments_name_the_allowed_values():
     with pytest.raises(ValueError, match="malloc must be one of"):
         run_benchmark(ROOT, models=['CondenseNetV2-A'], malloc='tcmalloc', detectors=False,
                       onnx=())
-    with pytest.raises(ValueError, match="forms must be among.*'fused'.*'scripted'"):
+    with pytest.raises(ValueError, match="forms must be among.*'fused'.*'fused-python'"):
         run_benchmark(ROOT, models=['CondenseNetV2-A'], forms=['compiled'], detectors=False,
                       onnx=())
 

@@ -9,7 +9,7 @@ from mmengine.registry import DefaultScope, MODELS
 from mmcnv2.models import (CondenseNetV2, SFRShuffleNetV2, SFRShuffleNetV2Plus,
                            fuse_for_inference, switch_model_to_deploy)
 from mmcnv2.models.deploy import sparse_layers
-from mmcnv2.models.layers import FusedSFRDenseStage
+from mmcnv2.models.layers import FusedSFRDenseStage, fused_dense_stage
 from tests.conftest import randomize_bn
 
 
@@ -51,9 +51,10 @@ def test_fused_condensenet_v2_equals_training_form(arch, dense_below):
 
 
 @pytest.mark.parametrize('arch', ['a', 'c', 'cifar146', 'custom'])
-def test_scripted_fused_form_equals_eager_fused_form(arch, recwarn):
-    """script=True runs the same layers through TorchScript: equal outputs (both batch
-    kernels), still inference-only, and PyTorch's deprecation warning is not passed on."""
+def test_fused_backends_are_bit_identical(arch, recwarn):
+    """The C++ and TorchScript loops make the Python loop's ATen calls: equal outputs to
+    the bit (both batch kernels, every path); all still inference-only; PyTorch's
+    TorchScript deprecation warning is not passed on."""
     torch.manual_seed(4)
     stages = 3 if arch.startswith('cifar') else 2 if arch == 'custom' else 5
     model = trained_like(CondenseNetV2(CUSTOM if arch == 'custom' else arch,
@@ -63,15 +64,52 @@ def test_scripted_fused_form_equals_eager_fused_form(arch, recwarn):
     with torch.no_grad():
         ref = model(x)
         switch_model_to_deploy(model)
-        eager = fuse_for_inference(copy.deepcopy(model))
-        scripted = fuse_for_inference(model, script=True)
-        assert all(isinstance(s.body, torch.jit.ScriptModule) for s in scripted.stages)
-        for batch in (x, x[:1]):
-            torch.testing.assert_close(scripted(batch), eager(batch), rtol=0, atol=0)
-        assert_same(scripted(x), ref)
+        for dense_below in (None, 0, 10**6):  # measured, all grouped, all dense
+            fused = {backend: fuse_for_inference(copy.deepcopy(model), dense_below, backend)
+                     for backend in ('python', 'cpp', 'torchscript')}
+            assert all(s.backend == 'cpp' for s in fused['cpp'].stages)
+            assert all(isinstance(s.body, torch.jit.ScriptModule)
+                       for s in fused['torchscript'].stages)
+            for batch in (x, x[:1]):
+                want = fused['python'](batch)
+                for backend in ('cpp', 'torchscript'):
+                    for got, exp in zip(fused[backend](batch), want):
+                        assert torch.equal(got, exp), (backend, dense_below, batch.shape)
+        assert_same(fused['cpp'](x), ref)
     assert not [w for w in recwarn if 'torch.jit' in str(w.message)]
-    with pytest.raises(RuntimeError, match='inference-only'):
-        scripted.train()
+    for backend in fused.values():
+        with pytest.raises(RuntimeError, match='inference-only'):
+            backend.train()
+
+
+def test_fused_backend_choice_and_errors(monkeypatch):
+    model = CondenseNetV2('a', deploy=True)
+    assert {s.backend for s in fuse_for_inference(copy.deepcopy(model)).stages} == {'cpp'}
+    with pytest.raises(ValueError, match=r"backend must be one of \('auto', 'cpp', "
+                                         r"'torchscript', 'python'\), got 'jit'"):
+        fuse_for_inference(copy.deepcopy(model), backend='jit')
+    # without the compiled operators: 'auto' says so and runs Python, 'cpp' refuses
+    monkeypatch.setattr(fused_dense_stage, 'extension_error', lambda: 'No module named _ext')
+    with pytest.warns(UserWarning, match='compiled operators are not available.*_ext'):
+        stages = fuse_for_inference(copy.deepcopy(model)).stages
+    assert {s.backend for s in stages} == {'python'}
+    with pytest.raises(RuntimeError, match="backend='cpp' needs.*No module named _ext"):
+        fuse_for_inference(copy.deepcopy(model), backend='cpp')
+
+
+def test_cpp_backend_follows_the_module_to_another_dtype():
+    """The C++ loop's cached tensor lists are rebuilt when .to() replaces the buffers."""
+    torch.manual_seed(5)
+    model = trained_like(CondenseNetV2('a', out_indices=(0, 1)))
+    switch_model_to_deploy(model)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        fused = fuse_for_inference(copy.deepcopy(model), backend='cpp')
+        fused(x)
+        fused.to(torch.float64)
+        python = fuse_for_inference(copy.deepcopy(model), backend='python').to(torch.float64)
+        for got, exp in zip(fused(x.double()), python(x.double())):
+            assert got.dtype == torch.float64 and torch.equal(got, exp)
 
 
 def test_fused_layers_take_both_paths_by_default():

@@ -48,6 +48,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...ops import dense_stage_forward, extension_error
 from .squeeze_excitation import SqueezeExcitation
 
 CHANNELS_LAST = torch.channels_last
@@ -186,6 +187,16 @@ class _FusedSFRLayer(nn.Module):
             self.register_buffer('w3', w3.view(sG, -1, k // sG).contiguous(), False)
             self.register_buffer('index3', sfr.index.clone(), False)
 
+    @torch.jit.unused
+    def extension_args(self):
+        """``(tensors, ints)`` for :func:`mmcnv2.ops.dense_stage_forward`, in its order."""
+        tensors = [self.w1, self.b1, self.index1, self.lower, self.s_in, self.b_in, self.w2,
+                   self.se_fc1_t, self.se_fc2_t, self.s3, self.b3, self.w3, self.index3]
+        ints = [int(self.dense), int(self.relu_folded), self.act1, self.act2, self.act3,
+                self.groups3x3, self.padding[0], self.padding[1], int(self.with_se),
+                self.sfr_groups, self.mid, self.growth, self.groups]
+        return tensors, ints
+
     def forward(self, buf: torch.Tensor, c: int) -> int:
         """Run on ``buf[:, :c]`` in place, write the new features after them; return the new c."""
         n, _, h, w = buf.shape
@@ -278,24 +289,33 @@ class FusedSFRDenseStage(nn.Module):
     (not constructed by hand); computes the same function as the stage it
     replaces, in eval mode only (BN is folded), without autograd.
 
-    With ``script=True`` the layers run as a TorchScript module: the same
-    ATen calls without the Python interpreter between them (about 15% faster
-    for CondenseNetV2-C at batch 1 on CPU, where a layer at 7 x 7 makes some
-    40 calls). TorchScript is deprecated by PyTorch (its ``FutureWarning`` is
-    silenced here, since the caller asked for it); eager is the default.
+    The layer loop makes the same ATen calls under every ``backend``, so the
+    outputs are bit-identical; what differs is what runs between the calls.
+    At batch 1 a layer on a 7 x 7 map makes some 40 of them, and from Python
+    the time between them is as long as the time in them:
+
+    * ``'cpp'``: the loop in C++ (:func:`mmcnv2.ops.dense_stage_forward`,
+      compiled when mmcnv2 is installed). About 15% faster than ``'python'``
+      for CondenseNetV2-C at batch 1 on CPU.
+    * ``'torchscript'``: the loop as a TorchScript module, about as fast as
+      ``'cpp'`` without a compiled extension; TorchScript is deprecated by
+      PyTorch (its ``FutureWarning`` is silenced here, for this explicit choice).
+    * ``'python'``: the loop in Python.
+    * ``'auto'`` (default): ``'cpp'`` when the extension is built, else
+      ``'python'`` with a warning that says why.
 
     Args:
         stage (DenseStage): A deploy-form stage of ``SFRDenseLayer``.
         dense_below (int): Layers whose learned groups read fewer inputs
             than this run their 1x1 products densely. Defaults to
             :attr:`DENSE_BELOW`.
-        script (bool): Run the layers as TorchScript. Defaults to False.
+        backend (str): One of :attr:`BACKENDS`. Defaults to ``'auto'``.
 
     Example:
         >>> import torch
         >>> from mmcnv2.models import CondenseNetV2
         >>> net = CondenseNetV2('a', deploy=True).eval()
-        >>> fused = FusedSFRDenseStage(net.stages[2])
+        >>> fused = FusedSFRDenseStage(net.stages[2], backend='python')
         >>> x = torch.randn(1, 32, 56, 56)
         >>> with torch.no_grad():
         ...     torch.allclose(fused(x), net.stages[2](x), rtol=1e-4, atol=1e-5)
@@ -305,9 +325,11 @@ class FusedSFRDenseStage(nn.Module):
     #: Measured on x86 CPUs (tools/benchmark.py): below 16 inputs per group a
     #: dense product with zeros is faster than products over the groups.
     DENSE_BELOW = 16
+    BACKENDS = ('auto', 'cpp', 'torchscript', 'python')
 
-    def __init__(self, stage: nn.Module, dense_below: int = DENSE_BELOW, script: bool = False):
+    def __init__(self, stage: nn.Module, dense_below: int = DENSE_BELOW, backend: str = 'auto'):
         super().__init__()
+        self.backend = resolve_backend(backend)
         downsample = not isinstance(stage.pool, nn.Identity)
         if downsample and not (
                 isinstance(stage.pool, nn.AvgPool2d) and stage.pool.kernel_size in (2, (2, 2))
@@ -317,13 +339,13 @@ class FusedSFRDenseStage(nn.Module):
         body = _FusedStageBody([_FusedSFRLayer(layer, dense_below) for layer in stage.layers],
                                downsample)
         self.in_channels, self.out_channels = body.in_channels, body.out_channels
-        self.scripted = bool(script)
-        if self.scripted:
+        if self.backend == 'torchscript':
             with warnings.catch_warnings():
                 warnings.filterwarnings('ignore', r'`torch\.jit\.script` is deprecated',
                                         FutureWarning)
                 body = torch.jit.script(body)
         self.body = body
+        self._extension_args = None  # built on the first 'cpp' call, dropped by _apply
 
     @property
     def layers(self) -> nn.ModuleList:
@@ -336,8 +358,43 @@ class FusedSFRDenseStage(nn.Module):
                                'train the training or deploy form instead')
         return super().train(False)
 
+    def _apply(self, *args, **kwargs):
+        self._extension_args = None  # .to() / .half() replace the buffers
+        return super()._apply(*args, **kwargs)
+
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.in_channels:
             raise ValueError(f'expected {self.in_channels} input channels, got {x.shape[1]}')
-        return self.body(x)
+        if self.backend != 'cpp':
+            return self.body(x)
+        if self._extension_args is None:
+            args = [layer.extension_args() for layer in self.layers]
+            self._extension_args = ([a[0] for a in args], [a[1] for a in args])
+        return dense_stage_forward(x, self.body.downsample, self.out_channels,
+                                   *self._extension_args)
+
+
+def resolve_backend(backend: str) -> str:
+    """The backend ``backend`` names (``'auto'``: ``'cpp'`` if built, else ``'python'``).
+
+    Raises:
+        ValueError: if ``backend`` is not one of :attr:`FusedSFRDenseStage.BACKENDS`.
+        RuntimeError: if ``'cpp'`` is asked for and the extension is not built.
+    """
+    if backend not in FusedSFRDenseStage.BACKENDS:
+        raise ValueError(f'backend must be one of {FusedSFRDenseStage.BACKENDS}, '
+                         f'got {backend!r}')
+    error = extension_error()
+    if backend == 'cpp' and error is not None:
+        raise RuntimeError(f"backend='cpp' needs mmcnv2's compiled operators: {error}; "
+                           'reinstall with a C++ compiler (pip install --no-build-isolation '
+                           "-e .) or choose backend='python'")
+    if backend == 'auto':
+        if error is None:
+            return 'cpp'
+        warnings.warn(f"mmcnv2's compiled operators are not available ({error}); the fused "
+                      "dense stages run their loop in Python (about 15% slower). Pass "
+                      "backend='python' to choose that explicitly.")
+        return 'python'
+    return backend
