@@ -14,7 +14,7 @@ def extensions():
         return [], {}
     from torch.utils.cpp_extension import BuildExtension, CppExtension
     ext = CppExtension('mmcnv2._ext', ['mmcnv2/ops/csrc/fused_dense_stage.cpp'],
-                       extra_compile_args=['-O3', '-std=c++20'])
+                       extra_compile_args=['-O3', '-std=c++20', '-ffp-contract=fast'])
     return [ext], {'build_ext': BuildExtension}
 
 

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -24,3 +26,9 @@ def assert_params_match(ours_m, paper_m):
     """Params (millions) within 1.5% of the paper, or within the rounding of its
     one-decimal figure (e.g. 1.374M is printed 1.4M: 1.8% off, but the same number)."""
     assert abs(ours_m / paper_m - 1) <= 0.015 or abs(ours_m - paper_m) <= 0.05, (ours_m, paper_m)
+
+
+#: Tests of mmcnv2's compiled operators: they run unless the install skipped them on
+#: purpose (MMCNV2_WITH_OPS=0); a build that failed otherwise fails these tests.
+requires_ops = pytest.mark.skipif(os.environ.get('MMCNV2_WITH_OPS') == '0',
+                                  reason='installed with MMCNV2_WITH_OPS=0')

@@ -8,7 +8,7 @@ from typing import List, Optional
 import torch
 
 #: The argument layout this Python code passes (``ABI_VERSION`` in the C++ source).
-ABI_VERSION = 1
+ABI_VERSION = 3
 
 try:
     from mmcnv2 import _ext
@@ -40,13 +40,51 @@ def dense_stage_forward(x: torch.Tensor, downsample: bool, out_channels: int,
         ints (list[list[int]]): Per layer, what it returns second.
 
     Returns:
-        Tensor: The stage output, bit-identical to the Python loop's.
+        Tensor: The stage output (the Python loop's, up to the float rounding of
+        :func:`grouped_conv3x3_g8` where a layer uses it).
     """
+    return _extension().dense_stage_forward(x, downsample, out_channels, tensors, ints)
+
+
+def grouped_conv3x3_g8(y: torch.Tensor, weight: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """3x3 group convolution (stride 1, padding 1) with 8 groups as the lanes of a vector.
+
+    For 8 groups of few channels (oneDNN's grouped kernels run far below peak
+    there, and its dense kernel does 8x the arithmetic). Float32, CPU; AVX2
+    code where the CPU has it.
+
+    Args:
+        y (Tensor): ``(N, H, W, 8 * ipg)`` contiguous, channels "j-major":
+            channel ``j * 8 + g`` is input ``j`` of group ``g``.
+        weight (Tensor): ``(opg, 3, 3, ipg, 8)`` contiguous: element
+            ``[r, dy, dx, j, g]`` is ``w[g * opg + r, j, dy, dx]`` of the
+            ``(8 * opg, ipg, 3, 3)`` convolution weight ``w``.
+        out (Tensor): ``(N, 8 * opg, H, W)`` with unit stride along W and W
+            along H (for example a channel slice of a larger NCHW tensor);
+            written in place.
+
+    Returns:
+        Tensor: ``out``.
+
+    Example:
+        >>> import torch, torch.nn.functional as F
+        >>> x, w = torch.randn(1, 32, 9, 9), torch.randn(16, 4, 3, 3)
+        >>> y = x.view(1, 8, 4, 9, 9).permute(0, 3, 4, 2, 1).contiguous().view(1, 9, 9, 32)
+        >>> kernel_w = w.view(8, 2, 4, 3, 3).permute(1, 3, 4, 2, 0).contiguous()
+        >>> out = grouped_conv3x3_g8(y, kernel_w, torch.empty(1, 16, 9, 9))
+        >>> torch.allclose(out, F.conv2d(x, w, padding=1, groups=8), atol=1e-5)
+        True
+    """
+    _extension().grouped_conv3x3_g8(y, weight, out)
+    return out
+
+
+def _extension():
     if _ext is None:
         raise RuntimeError(f'mmcnv2 was installed without its compiled operators '
                            f'({_EXT_ERROR}); reinstall with a C++ compiler: '
                            f'pip install --no-build-isolation -e .')
-    return _ext.dense_stage_forward(x, downsample, out_channels, tensors, ints)
+    return _ext
 
 
-__all__ = ['dense_stage_forward', 'extension_error']
+__all__ = ['dense_stage_forward', 'extension_error', 'grouped_conv3x3_g8']

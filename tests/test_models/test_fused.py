@@ -10,7 +10,7 @@ from mmcnv2.models import (CondenseNetV2, SFRShuffleNetV2, SFRShuffleNetV2Plus,
                            fuse_for_inference, switch_model_to_deploy)
 from mmcnv2.models.deploy import sparse_layers
 from mmcnv2.models.layers import FusedSFRDenseStage, fused_dense_stage
-from tests.conftest import randomize_bn
+from tests.conftest import randomize_bn, requires_ops
 
 
 def trained_like(model):
@@ -51,10 +51,13 @@ def test_fused_condensenet_v2_equals_training_form(arch, dense_below):
 
 
 @pytest.mark.parametrize('arch', ['a', 'c', 'cifar146', 'custom'])
-def test_fused_backends_are_bit_identical(arch, recwarn):
-    """The C++ and TorchScript loops make the Python loop's ATen calls: equal outputs to
-    the bit (both batch kernels, every path); all still inference-only; PyTorch's
-    TorchScript deprecation warning is not passed on."""
+@requires_ops
+def test_fused_backends_agree(arch, recwarn):
+    """TorchScript runs the Python loop's ATen calls: bit-identical outputs; the C++ loop
+    makes them too, except its own 3x3 kernel where a layer has 8 groups and a dense 1x1
+    (for A and C: stages 0-1 and more), equal up to float rounding. Both batch kernels,
+    every path; all inference-only; PyTorch's TorchScript deprecation warning is not
+    passed on."""
     torch.manual_seed(4)
     stages = 3 if arch.startswith('cifar') else 2 if arch == 'custom' else 5
     model = trained_like(CondenseNetV2(CUSTOM if arch == 'custom' else arch,
@@ -70,11 +73,13 @@ def test_fused_backends_are_bit_identical(arch, recwarn):
             assert all(s.backend == 'cpp' for s in fused['cpp'].stages)
             assert all(isinstance(s.body, torch.jit.ScriptModule)
                        for s in fused['torchscript'].stages)
+            kernel = [layer.kernel3x3 for s in fused['cpp'].stages for layer in s.layers]
+            assert any(kernel) == (arch in ('a', 'c'))  # 8 groups (B, CIFAR: 6 or 4)
             for batch in (x, x[:1]):
                 want = fused['python'](batch)
-                for backend in ('cpp', 'torchscript'):
-                    for got, exp in zip(fused[backend](batch), want):
-                        assert torch.equal(got, exp), (backend, dense_below, batch.shape)
+                for got, exp in zip(fused['torchscript'](batch), want):
+                    assert torch.equal(got, exp), (dense_below, batch.shape)
+                assert_same(fused['cpp'](batch), want)
         assert_same(fused['cpp'](x), ref)
     assert not [w for w in recwarn if 'torch.jit' in str(w.message)]
     for backend in fused.values():
@@ -82,6 +87,24 @@ def test_fused_backends_are_bit_identical(arch, recwarn):
             backend.train()
 
 
+@requires_ops
+def test_cpp_kernel_on_wide_maps_in_every_stage():
+    """The C++ loop's 3x3 kernel runs on maps at least 20 wide: here every stage's, so also
+    the SE stages and the grouped 1x1 products' j-major shuffle (both batch kernels)."""
+    torch.manual_seed(6)
+    model = trained_like(CondenseNetV2('a', out_indices=(0, 1, 2, 3, 4)))
+    x = torch.randn(2, 3, 40, 660)  # stage 4: 1 x 20
+    with torch.no_grad():
+        ref = model(x)
+        fused = fuse_for_inference(switch_model_to_deploy(model) and model, backend='cpp')
+        layers = [layer for stage in fused.stages for layer in stage.layers]
+        assert all(layer.kernel3x3 for layer in layers)
+        assert any(layer.with_se for layer in layers) and not all(layer.dense for layer in layers)
+        assert_same(fused(x), ref)
+        assert_same(fused(x[1:]), [r[1:] for r in ref])
+
+
+@requires_ops
 def test_fused_backend_choice_and_errors(monkeypatch):
     model = CondenseNetV2('a', deploy=True)
     assert {s.backend for s in fuse_for_inference(copy.deepcopy(model)).stages} == {'cpp'}
@@ -97,8 +120,10 @@ def test_fused_backend_choice_and_errors(monkeypatch):
         fuse_for_inference(copy.deepcopy(model), backend='cpp')
 
 
+@requires_ops
 def test_cpp_backend_follows_the_module_to_another_dtype():
-    """The C++ loop's cached tensor lists are rebuilt when .to() replaces the buffers."""
+    """The C++ loop's cached tensor lists are rebuilt when .to() replaces the buffers; its
+    float32 3x3 kernel gives way to oneDNN on the same weights for other dtypes."""
     torch.manual_seed(5)
     model = trained_like(CondenseNetV2('a', out_indices=(0, 1)))
     switch_model_to_deploy(model)
@@ -109,7 +134,8 @@ def test_cpp_backend_follows_the_module_to_another_dtype():
         fused.to(torch.float64)
         python = fuse_for_inference(copy.deepcopy(model), backend='python').to(torch.float64)
         for got, exp in zip(fused(x.double()), python(x.double())):
-            assert got.dtype == torch.float64 and torch.equal(got, exp)
+            assert got.dtype == torch.float64  # float64 precision: not float32's rounding
+            torch.testing.assert_close(got, exp, rtol=1e-10, atol=1e-10 * float(exp.abs().max()))
 
 
 def test_fused_layers_take_both_paths_by_default():
@@ -177,6 +203,9 @@ def test_fuse_refuses_training_form_and_training_mode():
     with pytest.raises(ValueError, match=r'deploy form.*stages\.0\.layers\.0\.conv1'):
         fuse_for_inference(model)
     fused = fuse_for_inference(CondenseNetV2('a', deploy=True))
+    # buffers derived from parameters carry no autograd graph (so the model deep-copies)
+    assert not any(b.requires_grad for b in fused.buffers())
+    copy.deepcopy(fused)
     with pytest.raises(RuntimeError, match='inference-only'):
         fused.train()
     with pytest.raises(ValueError, match='expected 16 input channels, got 3'):

@@ -90,11 +90,12 @@ def _act_(x: torch.Tensor, code: int) -> torch.Tensor:
 class _FusedSFRLayer(nn.Module):
     """One :class:`SFRDenseLayer` (deploy form), fused; see the module docstring."""
 
-    def __init__(self, layer: nn.Module, dense_below: int):
+    def __init__(self, layer: nn.Module, dense_below: int, kernel3x3: bool = False):
         super().__init__()
         lgc, conv2, sfr = layer.conv1, layer.conv2, layer.sfr
         # every attribute forward() names exists (empty where unused): TorchScript needs them
-        for name in ('index1', 'lower', 's_in', 'b_in', 'se_fc1_t', 'se_fc2_t', 'index3'):
+        for name in ('index1', 'lower', 's_in', 'b_in', 'se_fc1_t', 'se_fc2_t', 'index3',
+                     'w1_jmajor', 'b1_jmajor', 'w2_kernel'):
             empty = torch.empty(0, dtype=torch.long if name.startswith('index') else None)
             self.register_buffer(name, empty.to(lgc.conv.weight.device), False)
         self.act1 = 0
@@ -161,8 +162,24 @@ class _FusedSFRLayer(nn.Module):
                     w2[g * o:(g + 1) * o]
             w2 = blocks
         w2 = w2.contiguous(memory_format=CHANNELS_LAST)
-        self.register_buffer('w2', w2, False)
         self.padding: List[int] = list(conv2.conv.padding)
+        # the C++ loop's own 3x3 kernel (mmcnv2.ops.grouped_conv3x3_g8: 8 groups as vector
+        # lanes), where it applies; the C++ loop uses it on maps wide enough. Its input is
+        # "j-major" (input j of group g at channel j * 8 + g): a dense 1x1 writes that with
+        # its rows reordered (w1_jmajor), a grouped one with another shuffle permutation
+        # (needs mid % 64 == 0); the kernel reads the true groups' weight as (k/8, 3, 3, mid/8, 8)
+        self.kernel3x3 = kernel3x3 and G == 8 and (self.dense or mid % (G * G) == 0) and tuple(
+            conv2.conv.kernel_size) == (3, 3) and self.padding == [1, 1] and tuple(
+            conv2.conv.stride) == (1, 1) and tuple(conv2.conv.dilation) == (1, 1)
+        if self.kernel3x3:
+            ipg = mid // G
+            if self.dense:
+                order = torch.arange(mid, device=w1.device).view(G, ipg).t().reshape(-1)
+                self.register_buffer('w1_jmajor', self.w1[order].contiguous(), False)
+                self.register_buffer('b1_jmajor', self.b1[order].contiguous(), False)
+            self.register_buffer('w2_kernel', conv2.conv.weight.view(G, k // G, ipg, 3, 3).permute(
+                1, 3, 4, 2, 0).contiguous(), False)
+        self.register_buffer('w2', w2, False)
         self.with_se = layer.se is not None
         if self.with_se:  # bias-free fc1 -> ReLU -> fc2 -> sigmoid gate, run inline
             if type(layer.se) is not SqueezeExcitation:
@@ -186,15 +203,18 @@ class _FusedSFRLayer(nn.Module):
         else:
             self.register_buffer('w3', w3.view(sG, -1, k // sG).contiguous(), False)
             self.register_buffer('index3', sfr.index.clone(), False)
+        for name, buffer in list(self.named_buffers(recurse=False)):
+            setattr(self, name, buffer.detach())  # views of parameters: drop requires_grad
 
     @torch.jit.unused
     def extension_args(self):
         """``(tensors, ints)`` for :func:`mmcnv2.ops.dense_stage_forward`, in its order."""
         tensors = [self.w1, self.b1, self.index1, self.lower, self.s_in, self.b_in, self.w2,
-                   self.se_fc1_t, self.se_fc2_t, self.s3, self.b3, self.w3, self.index3]
+                   self.se_fc1_t, self.se_fc2_t, self.s3, self.b3, self.w3, self.index3,
+                   self.w1_jmajor, self.b1_jmajor, self.w2_kernel]
         ints = [int(self.dense), int(self.relu_folded), self.act1, self.act2, self.act3,
                 self.groups3x3, self.padding[0], self.padding[1], int(self.with_se),
-                self.sfr_groups, self.mid, self.growth, self.groups]
+                self.sfr_groups, self.mid, self.growth, self.groups, int(self.kernel3x3)]
         return tensors, ints
 
     def forward(self, buf: torch.Tensor, c: int) -> int:
@@ -289,17 +309,20 @@ class FusedSFRDenseStage(nn.Module):
     (not constructed by hand); computes the same function as the stage it
     replaces, in eval mode only (BN is folded), without autograd.
 
-    The layer loop makes the same ATen calls under every ``backend``, so the
-    outputs are bit-identical; what differs is what runs between the calls.
-    At batch 1 a layer on a 7 x 7 map makes some 40 of them, and from Python
-    the time between them is as long as the time in them:
+    The layer loop makes the same ATen calls under every ``backend``; what
+    differs is what runs between the calls. At batch 1 a layer on a 7 x 7 map
+    makes some 40 of them, and from Python the time between them is as long
+    as the time in them:
 
     * ``'cpp'``: the loop in C++ (:func:`mmcnv2.ops.dense_stage_forward`,
-      compiled when mmcnv2 is installed). About 15% faster than ``'python'``
-      for CondenseNetV2-C at batch 1 on CPU.
-    * ``'torchscript'``: the loop as a TorchScript module, about as fast as
-      ``'cpp'`` without a compiled extension; TorchScript is deprecated by
-      PyTorch (its ``FutureWarning`` is silenced here, for this explicit choice).
+      compiled when mmcnv2 is installed), plus a 3x3 kernel of its own for
+      layers with 8 groups of few channels that run their 1x1 product densely
+      (:func:`mmcnv2.ops.grouped_conv3x3_g8`; oneDNN's dense convolution there
+      does 4-8x the arithmetic). Equal to ``'python'`` up to float rounding.
+    * ``'torchscript'``: the Python loop as a TorchScript module, bit-identical
+      to ``'python'`` and about as fast as the C++ loop without its kernel;
+      TorchScript is deprecated by PyTorch (its ``FutureWarning`` is silenced
+      here, for this explicit choice).
     * ``'python'``: the loop in Python.
     * ``'auto'`` (default): ``'cpp'`` when the extension is built, else
       ``'python'`` with a warning that says why.
@@ -336,8 +359,10 @@ class FusedSFRDenseStage(nn.Module):
                 and stage.pool.stride in (2, (2, 2)) and stage.pool.padding in (0, (0, 0))
                 and not stage.pool.ceil_mode):
             raise ValueError(f'expected a 2x2/2 average pool, got {stage.pool}')
-        body = _FusedStageBody([_FusedSFRLayer(layer, dense_below) for layer in stage.layers],
-                               downsample)
+        with torch.no_grad():  # buffers derived from parameters, without their graph
+            layers = [_FusedSFRLayer(layer, dense_below, kernel3x3=self.backend == 'cpp')
+                      for layer in stage.layers]
+        body = _FusedStageBody(layers, downsample)
         self.in_channels, self.out_channels = body.in_channels, body.out_channels
         if self.backend == 'torchscript':
             with warnings.catch_warnings():
