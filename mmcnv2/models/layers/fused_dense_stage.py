@@ -30,6 +30,9 @@ passes over memory:
   :attr:`DENSE_BELOW` inputs (oneDNN's kernels for groups of 4-16 channels
   run far below peak; at 112 x 112 the dense convolution doing 8x the
   arithmetic beats the true groups, at 56 x 56 two merged groups beat both).
+  The C++ loop (``backend='cpp'``, the default where built) does better with a
+  kernel of its own for 8 groups (:func:`mmcnv2.ops.grouped_conv3x3_g8`): the
+  real arithmetic, 2-5x faster than oneDNN on maps at least 20 wide.
 * The 3x3 convolution runs in channels-last layout, which the 1x1 product and
   the shuffle copy write for free. The SE runs inline and its gate multiplies
   the new features straight into their slice of the buffer (NCHW), so the
@@ -37,6 +40,9 @@ passes over memory:
 * The 2x2 average pool before a stage is two strided adds written straight
   into the stage's buffer (2x faster than ``avg_pool2d`` or a depthwise
   convolution, and no copy).
+* The loop itself runs in C++ by default (see :class:`FusedSFRDenseStage`):
+  at batch 1 the Python interpreter between a layer's ~40 ATen calls cost as
+  much as the calls.
 
 Every reformulation is an identity in exact arithmetic; the tests check the
 fused stage against the training form to 1e-5 relative for every arch.
