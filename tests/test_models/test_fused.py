@@ -33,15 +33,20 @@ CUSTOM = dict(depths=(2, 3), growth_rates=(8, 16), condense_factor=4, sparse_fac
               groups=2, bottleneck=4, stem_stride=2, hswish_from=1, se_from=1)
 
 
-@pytest.mark.parametrize('dense_below', [None, 0, 10**6], ids=['measured', 'grouped', 'dense'])
-@pytest.mark.parametrize('arch', ['a', 'b', 'c', 'cifar110', 'cifar146', 'custom'])
-def test_fused_condensenet_v2_equals_training_form(arch, dense_below):
-    torch.manual_seed(2)
+def arch_case(arch, seed):
+    """A trained-like CondenseNetV2 ``arch`` with every stage out, a batch of 2, the stages."""
+    torch.manual_seed(seed)
     stages = 3 if arch.startswith('cifar') else 2 if arch == 'custom' else 5
     model = trained_like(CondenseNetV2(CUSTOM if arch == 'custom' else arch,
                                        out_indices=tuple(range(stages))))
     size = (32, 35) if arch.startswith('cifar') else (97, 131)
-    x = torch.randn(2, 3, *size)
+    return model, torch.randn(2, 3, *size), stages
+
+
+@pytest.mark.parametrize('dense_below', [None, 0, 10**6], ids=['measured', 'grouped', 'dense'])
+@pytest.mark.parametrize('arch', ['a', 'b', 'c', 'cifar110', 'cifar146', 'custom'])
+def test_fused_condensenet_v2_equals_training_form(arch, dense_below):
+    model, x, stages = arch_case(arch, seed=2)
     with torch.no_grad():
         ref = model(x)
         fused = fuse_for_inference(switch_model_to_deploy(model) and model, dense_below)
@@ -54,16 +59,10 @@ def test_fused_condensenet_v2_equals_training_form(arch, dense_below):
 @requires_ops
 def test_fused_backends_agree(arch, recwarn):
     """TorchScript runs the Python loop's ATen calls: bit-identical outputs; the C++ loop
-    makes them too, except its own 3x3 kernel where a layer has 8 groups and a dense 1x1
-    (for A and C: stages 0-1 and more), equal up to float rounding. Both batch kernels,
-    every path; all inference-only; PyTorch's TorchScript deprecation warning is not
-    passed on."""
-    torch.manual_seed(4)
-    stages = 3 if arch.startswith('cifar') else 2 if arch == 'custom' else 5
-    model = trained_like(CondenseNetV2(CUSTOM if arch == 'custom' else arch,
-                                       out_indices=tuple(range(stages))))
-    size = (32, 35) if arch.startswith('cifar') else (97, 131)
-    x = torch.randn(2, 3, *size)
+    makes them too, except its own 3x3 kernel (8 groups, maps at least 20 wide: for A and C
+    here stages 0-1), equal up to float rounding. Both batch kernels, every path; all
+    inference-only; PyTorch's TorchScript deprecation warning is not passed on."""
+    model, x, _ = arch_case(arch, seed=4)
     with torch.no_grad():
         ref = model(x)
         switch_model_to_deploy(model)
