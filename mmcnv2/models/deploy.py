@@ -91,10 +91,9 @@ def fuse_for_inference(model: nn.Module, dense_below: Optional[int] = None,
         True
     """
     from .layers import DenseStage, FusedSFRDenseStage
+    from .layers.fused_dense_stage import check_backend
 
-    if backend not in FusedSFRDenseStage.BACKENDS:
-        raise ValueError(f'backend must be one of {FusedSFRDenseStage.BACKENDS}, '
-                         f'got {backend!r}')
+    check_backend(backend)  # also where the model has no dense stage
     root = model.module if is_model_wrapper(model) else model
     training = [n for n, m in sparse_layers(root) if not m.deploy]
     if training:

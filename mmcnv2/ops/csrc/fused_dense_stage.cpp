@@ -26,7 +26,7 @@ typedef float v8f_unaligned __attribute__((vector_size(32), aligned(4)));
 // g * opg + r of image i at out + i * out_n + (g * opg + r) * out_c + y * W + x.
 // Rows [row_begin, row_end) of the N * H output rows. Inside a row, blocks of 8 pixels
 // away from the left/right border share each weight load between 8 accumulators.
-template <bool kAvx2>  // one instantiation per target, inlined into its wrapper
+// Inlined into each wrapper below, so that it is compiled for the wrapper's target.
 __attribute__((always_inline)) inline void grouped_conv3x3_rows(
     const float* in, const float* weight, float* out, int64_t H, int64_t W, int64_t ipg,
     int64_t opg, int64_t out_n, int64_t out_c, int64_t row_begin, int64_t row_end) {
@@ -78,17 +78,19 @@ __attribute__((always_inline)) inline void grouped_conv3x3_rows(
   }
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+#define MMCNV2_X86 1
 __attribute__((target("avx2,fma"))) void grouped_conv3x3_rows_avx2(
     const float* in, const float* weight, float* out, int64_t H, int64_t W, int64_t ipg,
     int64_t opg, int64_t out_n, int64_t out_c, int64_t row_begin, int64_t row_end) {
-  grouped_conv3x3_rows<true>(in, weight, out, H, W, ipg, opg, out_n, out_c, row_begin, row_end);
+  grouped_conv3x3_rows(in, weight, out, H, W, ipg, opg, out_n, out_c, row_begin, row_end);
 }
+#endif
 
 void grouped_conv3x3_rows_generic(const float* in, const float* weight, float* out, int64_t H,
                                   int64_t W, int64_t ipg, int64_t opg, int64_t out_n,
                                   int64_t out_c, int64_t row_begin, int64_t row_end) {
-  grouped_conv3x3_rows<false>(in, weight, out, H, W, ipg, opg, out_n, out_c, row_begin,
-                              row_end);
+  grouped_conv3x3_rows(in, weight, out, H, W, ipg, opg, out_n, out_c, row_begin, row_end);
 }
 
 }  // namespace
@@ -115,13 +117,19 @@ void grouped_conv3x3_g8(const at::Tensor& y, const at::Tensor& weight, at::Tenso
   const float* w = weight.data_ptr<float>();
   float* o = out.data_ptr<float>();
   const int64_t out_n = out.stride(0), out_c = out.stride(1);
+#ifdef MMCNV2_X86
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  [[maybe_unused]] const bool avx2 = false;
+#endif
   at::parallel_for(0, N * H, 8, [&](int64_t begin, int64_t end) {
+#ifdef MMCNV2_X86
     if (avx2) {
       grouped_conv3x3_rows_avx2(in, w, o, H, W, ipg, opg, out_n, out_c, begin, end);
-    } else {
-      grouped_conv3x3_rows_generic(in, w, o, H, W, ipg, opg, out_n, out_c, begin, end);
+      return;
     }
+#endif
+    grouped_conv3x3_rows_generic(in, w, o, H, W, ipg, opg, out_n, out_c, begin, end);
   });
 }
 
