@@ -12,7 +12,12 @@ from setuptools import find_packages, setup
 def extensions():
     if os.environ.get('MMCNV2_WITH_OPS', '1') == '0':
         return [], {}
-    from torch.utils.cpp_extension import BuildExtension, CppExtension
+    try:
+        from torch.utils.cpp_extension import BuildExtension, CppExtension
+    except ImportError as error:
+        raise SystemExit(f'mmcnv2 compiles its C++ extension against the installed torch ({error}):'
+                         ' install torch first, then pip install --no-build-isolation -e . '
+                         '(or set MMCNV2_WITH_OPS=0 to skip the extension)')
     ext = CppExtension('mmcnv2._ext', ['mmcnv2/ops/csrc/fused_dense_stage.cpp'],
                        extra_compile_args=['-O3', '-std=c++20', '-ffp-contract=fast'])
     return [ext], {'build_ext': BuildExtension}
