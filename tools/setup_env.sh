@@ -22,10 +22,16 @@ stamp_value() {
 
 STAMP="$VENV/.mmcnv2-env-stamp"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(stamp_value)" ]]; then
-    # Requirements unchanged: only make sure mmcnv2 is installed from this checkout
-    # (a shared environment may still point at another clone).
+    # Requirements unchanged: only make sure mmcnv2 is installed from this checkout (a
+    # shared environment may still point at another clone) with its compiled extension
+    # (gone after a clean, or built from older sources) unless MMCNV2_WITH_OPS=0.
     where="$(cd /tmp && "$VENV/bin/python" -c 'import mmcnv2, os; print(os.path.dirname(os.path.dirname(os.path.realpath(mmcnv2.__file__))))' 2>/dev/null || true)"
-    if [[ "$where" != "$(realpath "$ROOT")" ]]; then
+    ops="built"
+    if [[ "${MMCNV2_WITH_OPS:-1}" != 0 ]]; then
+        ops="$(cd /tmp && "$VENV/bin/python" -c 'from mmcnv2.ops import extension_error; print(extension_error() or "built")' 2>/dev/null || echo missing)"
+    fi
+    if [[ "$where" != "$(realpath "$ROOT")" || "$ops" != built ]]; then
+        echo "[setup_env] installing mmcnv2 from $ROOT (extension: $ops)"
         "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT"
     fi
     exit 0
