@@ -3,6 +3,7 @@
 They are optional: without them every model still runs, the fused dense stage in
 Python (see :class:`mmcnv2.models.layers.FusedSFRDenseStage`).
 """
+import importlib
 from typing import List, Optional
 
 import torch
@@ -10,8 +11,8 @@ import torch
 #: The argument layout this Python code passes (``ABI_VERSION`` in the C++ source).
 ABI_VERSION = 3
 
-try:
-    from mmcnv2 import _ext
+try:  # import_module: 'from mmcnv2 import _ext' would blame a circular import when absent
+    _ext = importlib.import_module('mmcnv2._ext')
     _EXT_ERROR: Optional[str] = None
     if getattr(_ext, 'ABI_VERSION', None) != ABI_VERSION:  # built from older sources
         _EXT_ERROR = (f'mmcnv2._ext is stale (ABI {getattr(_ext, "ABI_VERSION", None)}, '
