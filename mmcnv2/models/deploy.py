@@ -68,7 +68,8 @@ def fuse_for_inference(model: nn.Module, dense_below: Optional[int] = None,
         backend (str): What runs the loop of the fused dense stages:
             ``'auto'`` (C++ when mmcnv2's compiled operators are built, else
             Python with a warning), ``'cpp'``, ``'torchscript'`` or
-            ``'python'``; all give bit-identical outputs. See
+            ``'python'``; ``'torchscript'`` is bit-identical to ``'python'``,
+            ``'cpp'`` equal up to float rounding (its 3x3 kernel). See
             :class:`FusedSFRDenseStage`.
 
     Returns:
