@@ -18,6 +18,9 @@
 #         (CUDA_HOME, else nvcc on PATH, else /usr/local/cuda), otherwise one assembled from
 #         the registry's compiler wheels (nvidia-cuda-nvcc, -crt, nvidia-nvvm, -cccl) of
 #         torch's CUDA major.minor and the CUDA headers and libraries torch brought along.
+#         Either way the headers of torch's CUDA libraries (site-packages/nvidia/cuXX/include:
+#         cuBLAS, cuSPARSE, cuSOLVER, which ATen's CUDA headers include) are on CPATH, since
+#         a minimal toolkit (nvcc and the runtime only) lacks them.
 #
 # Environment:
 #   MMCNV2_CACHE         cache folder (default ~/.cache/mmcnv2); wheels/<key>/ holds each build,
@@ -129,6 +132,15 @@ registry_toolkit() {
     echo "$home"
 }
 
+# torch_cuda_headers PYTHON CUDA_VERSION: the CUDA library headers torch's wheel brought
+# (site-packages/nvidia/cuXX/include: cuBLAS, cuSPARSE, cuSOLVER, ..., which ATen's CUDA
+# headers include and a minimal toolkit lacks), or nothing.
+torch_cuda_headers() {
+    local site
+    site="$("$1" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    [[ -d "$site/nvidia/cu${2%%.*}/include" ]] && echo "$site/nvidia/cu${2%%.*}/include" || true
+}
+
 # select_toolkit PYTHON CUDA_VERSION: CUDA_HOME to build with (see MMCNV2_CUDA_TOOLKIT).
 select_toolkit() {
     local choice="${MMCNV2_CUDA_TOOLKIT:-auto}" home=""
@@ -199,8 +211,10 @@ main() {
         ls "$wheels"/mmcv-*.whl | head -1
         return
     fi
+    local headers=""
     if [[ "$device" == cuda ]]; then
         home="$(select_toolkit "$PYTHON" "$cuda")" || exit 1
+        headers="$(torch_cuda_headers "$PYTHON" "$cuda")"
     fi
     local jobs="${MAX_JOBS:-$(nproc)}" src start
     log "building mmcv $MMCV_VERSION for torch $torch_version, $pytag, $device${arch:+ (CUDA $cuda, archs $arch)} with $jobs jobs: $key"
@@ -216,7 +230,10 @@ main() {
         (cd "$src" && CUDA_VISIBLE_DEVICES='' MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="$jobs" \
             "$PYTHON" -m pip wheel --no-build-isolation --no-deps -w "$wheels.tmp" .) >&2
     else
-        (cd "$src" && CUDA_HOME="$home" PATH="$home/bin:$PATH" TORCH_CUDA_ARCH_LIST="$arch" \
+        local cpath="${CPATH:-}"
+        [[ -z "$headers" ]] || cpath="$headers${cpath:+:$cpath}"
+        (cd "$src" && env ${cpath:+"CPATH=$cpath"} CUDA_HOME="$home" PATH="$home/bin:$PATH" \
+            TORCH_CUDA_ARCH_LIST="$arch" \
             MMCV_WITH_OPS=1 FORCE_CUDA=1 MAX_JOBS="$jobs" \
             "$PYTHON" -m pip wheel --no-build-isolation --no-deps -w "$wheels.tmp" .) >&2
     fi
