@@ -120,7 +120,7 @@ run_tests() {
 run_bench() {
     local args=(--device "$DEVICE" --markdown --out "$OUT/gpu_benchmark.json")
     [[ "$DEVICE" == cpu ]] && args+=(--train --train-batch 2 --batches 1 --size 32 --budget 0
-                                     --models CondenseNetV2-A --det-size 64 96 --det-amp bfloat16)
+                                     --models CondenseNetV2-A --det-size 64 96 --det-amp none)
     # shellcheck disable=SC2086
     (cd "$ROOT" && timed bench "$PYTHON" tools/benchmark.py "${args[@]}" ${BENCH_ARGS:-} \
         && "$PYTHON" tools/benchmark.py --from-json "$OUT/gpu_benchmark.json" --markdown \

@@ -17,7 +17,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 def test_tiny_cpu_run_times_training_inference_and_a_detector_iteration():
     result = run_device_benchmark(ROOT, device='cpu', train_batch=2, batches=[1], size=32,
                                   models=['CondenseNetV2-A'], det_batch=1, det_size=(64, 96),
-                                  det_amp='bfloat16', budget_s=0.0, log=lambda _: None)
+                                  det_amp='none', budget_s=0.0, log=lambda _: None)
     rows = {(r.model, r.form, r.runtime): r for r in result['rows']}
     assert set(rows) == {
         ('CondenseNetV2-A', 'training', 'cpu-train'), ('ShuffleNetV2-0.5x', 'as-is', 'cpu-train'),
@@ -33,7 +33,7 @@ def test_tiny_cpu_run_times_training_inference_and_a_detector_iteration():
     assert train.extra['amp'] == 'bfloat16'
     det = rows[('RetinaNet-CondenseNetV2-C', 'training', 'cpu-train')]
     assert det.size == (64, 96) and det.peer == 'RetinaNet-ShuffleNetV2-1.5x'
-    assert det.extra['amp'] == 'bfloat16'  # fp16 autocast is for the GPU
+    assert det.extra['amp'] == 'none'  # fp32: low-precision convolutions are slow on CPUs
     assert all(r.timing.runs >= 3 and r.timing.median > 0 for r in result['rows'])
     assert result['machine']['device'] == 'cpu' and result['settings']['amp'] == 'bfloat16'
     # summary: throughput and its ratio to the peer in training columns, ms elsewhere
