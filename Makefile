@@ -1,11 +1,15 @@
 # Set-up and main jobs. The environment lives in .venv/ unless MMCNV2_VENV names another place;
 # tools/setup_env.sh creates it when missing (and rebuilds it when requirements/ change).
+# MMCNV2_DEVICE=auto|cpu|cuda chooses what mmcv's compiled ops are built for (auto: cuda where
+# torch sees a GPU); see README "Set-up".
 VENV := $(if $(MMCNV2_VENV),$(MMCNV2_VENV),$(CURDIR)/.venv)
 PY := $(VENV)/bin/python
 export MMCNV2_VENV := $(VENV)
 WORK_DIR ?= work_dirs
+TORCH ?= 2.11.0
+PYTHON ?= 3.12
 
-.PHONY: env demo demo-cls test
+.PHONY: env demo demo-cls test check-install gpu-wheels
 
 env:
 	@bash tools/setup_env.sh
@@ -21,3 +25,12 @@ demo-cls: env
 ## make test: the test suite
 test: env
 	$(PY) -m pytest -q -p no:cacheprovider
+
+## make check-install TORCH=2.11.0 PYTHON=3.12: `pip install` into another OpenMMLab
+## environment (built once, with mmcv for that torch) and a part of the suite against it
+check-install:
+	@bash tools/check_install.sh $(TORCH) $(PYTHON)
+
+## make gpu-wheels: what tools/gpu_run.sh installs on the GPU machine, which has no registry
+gpu-wheels: env
+	@bash tools/gpu_wheels.sh

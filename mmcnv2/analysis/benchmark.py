@@ -181,6 +181,22 @@ def set_malloc_policy(policy: str) -> str:
     return 'glibc retain: M_TRIM_THRESHOLD=256MiB, M_MMAP_THRESHOLD=32MiB'
 
 
+def check_choices(arg: str, values: Sequence[str], allowed: Sequence[str]):
+    """Raise ``ValueError`` naming ``arg`` and the allowed values unless every one of
+    ``values`` is among ``allowed``.
+
+    Example:
+        >>> check_choices('forms', ['fused'], FORMS)
+        >>> check_choices('forms', ['compiled'], ['deploy', 'fused'])
+        Traceback (most recent call last):
+        ...
+        ValueError: forms must be among ['deploy', 'fused'], got ['compiled']
+    """
+    bad = sorted(set(values) - set(allowed))
+    if bad:
+        raise ValueError(f'{arg} must be among {sorted(allowed)}, got {bad}')
+
+
 def _build(model_cfg: dict, scope: str) -> nn.Module:
     from mmengine.registry import DefaultScope, MODELS
     with DefaultScope.overwrite_default_scope(scope):
@@ -357,12 +373,8 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
 
     threads = tuple(threads or sorted({1, os.cpu_count() or 1}))
     names = list(models or OURS)
-    unknown = sorted(set(names) - set(OURS))
-    if unknown:
-        raise ValueError(f'models must be among {sorted(OURS)}, got {unknown}')
-    bad_forms = sorted(set(forms) - set(FORMS))
-    if bad_forms:
-        raise ValueError(f'forms must be among {sorted(FORMS)}, got {bad_forms}')
+    check_choices('models', names, OURS)
+    check_choices('forms', forms, FORMS)
     timed = dict(warmup=3, min_runs=5, max_runs=30, budget_s=budget_s)
     malloc = set_malloc_policy(malloc)
     log(f'malloc: {malloc}')
@@ -466,27 +478,52 @@ def format_table(result: dict, markdown: bool = False) -> str:
     return _render(head, lines, markdown)
 
 
+#: Column order of the summary: CPU latency, onnxruntime, then the device benchmark's
+#: (:mod:`mmcnv2.analysis.device_benchmark`) inference and training runtimes.
+RUNTIMES = ('pytorch', 'onnxruntime', 'cpu', 'cpu-train', 'cuda', 'cuda-train')
+
+
+def is_training(row: Row) -> bool:
+    """Whether ``row`` times training steps (its summary cell is a throughput)."""
+    return row.runtime.endswith('-train')
+
+
+def _setting_label(runtime: str, threads: int, batch: int) -> str:
+    if runtime in ('pytorch', 'onnxruntime'):
+        return f"{'PyTorch' if runtime == 'pytorch' else 'ORT'} {threads} thr b{batch}"
+    device = runtime.split('-')[0].upper()
+    return f'{device} train b{batch} img/s' if runtime.endswith('-train') else f'{device} b{batch}'
+
+
 def format_summary(result: dict, markdown: bool = False) -> str:
     """One line per model and form, one column per runtime/threads/batch setting.
 
     Cells are the median in ms and, for ours, the ratio to the same-FLOPs
-    peer (``as-is`` form, same setting) in brackets.
+    peer (``as-is`` form, same setting) in brackets; in training columns
+    (``... train ... img/s``) they are the throughput in images/s and, for
+    ours, the throughput relative to the peer's (above 1: faster).
     """
     rows = result['rows']
-    settings = sorted({(r.runtime != 'pytorch', r.threads, r.batch) for r in rows})
+    order = {name: i for i, name in enumerate(RUNTIMES)}
+    settings = sorted({(order.get(r.runtime, len(order)), r.runtime, r.threads, r.batch)
+                       for r in rows})
     keys = list(dict.fromkeys((r.model, r.form, r.size) for r in rows))
-    head = ['model', 'form', 'input'] + [
-        f"{'ORT' if ort else 'PyTorch'} {t} thr b{b}" for ort, t, b in settings]
-    cells = {(r.model, r.form, r.size, r.runtime != 'pytorch', r.threads, r.batch): r
-             for r in rows}
+    head = ['model', 'form', 'input'] + [_setting_label(*s[1:]) for s in settings]
+    cells = {(r.model, r.form, r.size, r.runtime, r.threads, r.batch): r for r in rows}
     lines = []
     for model, form, size in keys:
         line = [model, form, f'{size[0]}x{size[1]}']
         for setting in settings:
-            r = cells.get((model, form, size) + setting)
+            r = cells.get((model, form, size) + setting[1:])
             peer = _peer_timing(rows, r) if r is not None and r.peer else None
-            text = '' if r is None else f'{r.timing.median:.1f}'
-            line.append(text + (f' ({r.timing.median / peer.median:.2f}x)' if peer else ''))
+            if r is None:
+                line.append('')
+            elif is_training(r):
+                line.append(f"{r.extra['images_per_s']:.0f}"
+                            + (f' ({peer.median / r.timing.median:.2f}x)' if peer else ''))
+            else:
+                line.append(f'{r.timing.median:.1f}'
+                            + (f' ({r.timing.median / peer.median:.2f}x)' if peer else ''))
         lines.append(line)
     return _render(head, lines, markdown)
 

@@ -9,6 +9,8 @@ from typing import Optional
 
 from mmengine.config import Config
 
+from ..engine.hooks import use_mmcv_ops_check_hook
+
 SUPPORTED_SCOPES = ('mmpretrain', 'mmdet')
 
 
@@ -24,6 +26,7 @@ def load_config(config: str, cfg_options: Optional[dict] = None, work_dir: Optio
     cfg.launcher = launcher
     if launcher != 'none':
         use_cpu_distributed(cfg)
+    use_mmcv_ops_check_hook(cfg)  # a CPU-only mmcv on a GPU fails before the first iteration
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:

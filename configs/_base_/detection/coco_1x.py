@@ -17,3 +17,7 @@ test_evaluator = val_evaluator
 
 # the recipes are written for 8 GPUs x 2 images
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+
+# fail before the first iteration, with the rebuild command, where mmcv's compiled ops
+# (nms, RoIAlign, focal loss) cannot run on the model's device (e.g. a CPU-only mmcv on a GPU)
+custom_hooks = [dict(type='MMCVOpsCheckHook')]
