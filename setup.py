@@ -3,10 +3,67 @@
 ``pip install --no-build-isolation -e .`` also compiles ``mmcnv2._ext`` (the C++ loop of
 the fused dense stage, ``mmcnv2/ops/csrc``) against the installed torch; set
 ``MMCNV2_WITH_OPS=0`` to skip it (the fused stages then run their loop in Python).
+Every install also exposes the configs, tools and model index to OpenMMLab's ``mim`` in
+``mmcnv2/.mim`` (see ``add_mim_extension``); the version is read from ``mmcnv2/version.py``.
 """
+import atexit
 import os
+import os.path as osp
+import platform
+import shutil
+import sys
 
 from setuptools import find_packages, setup
+
+ROOT = osp.dirname(osp.abspath(__file__))
+
+
+def get_version():
+    """The version written in mmcnv2/version.py, read without importing the package."""
+    namespace = {}
+    with open(osp.join(ROOT, 'mmcnv2', 'version.py')) as f:
+        exec(compile(f.read(), 'mmcnv2/version.py', 'exec'), namespace)
+    return namespace['__version__']
+
+
+# What mim (OpenMMLab's package manager) and mmcnv2.model_zoo find in mmcnv2/.mim.
+MIM_FILES = ['configs', 'tools', 'model-index.yml']
+MIM_PACKAGE_DATA = ['.mim/model-index.yml', '.mim/configs/**/*.py', '.mim/configs/**/*.yml',
+                    '.mim/tools/*.py', '.mim/tools/*.sh']
+
+
+def _fill_mim_folder(mode):
+    mim_path = osp.join(ROOT, 'mmcnv2', '.mim')
+    os.makedirs(mim_path, exist_ok=True)
+    for name in MIM_FILES:
+        src, dst = osp.join(ROOT, name), osp.join(mim_path, name)
+        if osp.islink(dst) or osp.isfile(dst):
+            os.remove(dst)
+        elif osp.isdir(dst):
+            shutil.rmtree(dst)
+        if mode == 'symlink':
+            os.symlink(osp.relpath(src, mim_path), dst)
+        elif osp.isdir(src):
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns('__pycache__'))
+        else:
+            shutil.copyfile(src, dst)
+
+
+def add_mim_extension():
+    """Put configs, tools and model-index.yml into mmcnv2/.mim, where mim looks for them.
+
+    Editable installs (pip install -e, setup.py develop) get symbolic links to this
+    checkout; wheels and source distributions get copies, which are turned back into
+    links when the build ends, so that no stale copy stays in the checkout (on Windows,
+    copies throughout). Other commands (build_ext --inplace, egg_info, ...) leave the
+    folder as it is.
+    """
+    link = 'copy' if platform.system() == 'Windows' else 'symlink'
+    if 'develop' in sys.argv or 'editable_wheel' in sys.argv:
+        _fill_mim_folder(link)
+    elif any(command in sys.argv for command in ('bdist_wheel', 'sdist', 'build', 'install')):
+        _fill_mim_folder('copy')
+        atexit.register(_fill_mim_folder, link)
 
 
 def extensions():
@@ -23,6 +80,8 @@ def extensions():
     return [ext], {'build_ext': BuildExtension}
 
 
+add_mim_extension()
 ext_modules, cmdclass = extensions()
-setup(name='mmcnv2', version='0.1.0', packages=find_packages(include=['mmcnv2', 'mmcnv2.*']),
-      ext_modules=ext_modules, cmdclass=cmdclass)
+setup(name='mmcnv2', version=get_version(),
+      packages=find_packages(include=['mmcnv2', 'mmcnv2.*']),
+      package_data={'mmcnv2': MIM_PACKAGE_DATA}, ext_modules=ext_modules, cmdclass=cmdclass)

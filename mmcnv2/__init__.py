@@ -11,4 +11,4 @@ register_checkpoint_safe_globals()
 
 from . import datasets, engine, models  # noqa: E402,F401  (registration)
 
-__version__ = '0.1.0'
+from .version import __version__  # noqa: E402,F401
