@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export MMCNV2_VENV := $(VENV)
 WORK_DIR ?= work_dirs
 
-.PHONY: env demo demo-cls test
+.PHONY: env demo demo-cls test model-index
 
 env:
 	@bash tools/setup_env.sh
@@ -21,3 +21,7 @@ demo-cls: env
 ## make test: the test suite
 test: env
 	$(PY) -m pytest -q -p no:cacheprovider
+
+## make model-index: regenerate model-index.yml and configs/metafiles/ from the paper's tables
+model-index: env
+	$(PY) tools/model_index.py
