@@ -14,6 +14,7 @@ importing mmcnv2 registers the classifiers with mmpretrain's ``ModelHub``
 ``ImageClassificationInferencer`` know them by name. The detectors are listed for
 ``mim search`` only: mmpretrain's hub builds classifiers.
 """
+import os
 import os.path as osp
 import re
 from collections import OrderedDict
@@ -217,6 +218,35 @@ def model_index_files(root: str = '.') -> Dict[str, str]:
         files[path] = _dump({'Collections': [_collection_entry(by_name[n]) for n in names],
                              'Models': models})
     return files
+
+
+def outdated_model_index_files(root: str = '.',
+                               files: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The model-index files under ``root`` that are not the generated ones, and why.
+
+    Args:
+        root (str): The repository root.
+        files (dict, optional): :func:`model_index_files` ``(root)``, if already made.
+
+    Returns:
+        dict: ``{path: 'missing' | 'differs from the generated file' | 'not generated'}``,
+        empty when the committed files are up to date.
+    """
+    files = model_index_files(root) if files is None else files
+    outdated = {}
+    for path, text in files.items():
+        full = osp.join(root, path)
+        if not osp.isfile(full):
+            outdated[path] = 'missing'
+            continue
+        with open(full) as f:
+            if f.read() != text:
+                outdated[path] = 'differs from the generated file'
+    metafile_dir = osp.join(root, METAFILE_DIR)
+    for name in sorted(os.listdir(metafile_dir)) if osp.isdir(metafile_dir) else []:
+        if osp.join(METAFILE_DIR, name) not in files:
+            outdated[osp.join(METAFILE_DIR, name)] = 'not generated'
+    return outdated
 
 
 def model_index_root() -> Optional[str]:
