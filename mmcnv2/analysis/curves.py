@@ -128,18 +128,20 @@ def plot_sparsification_curves(path: str, out: str, metric: Optional[str] = None
     curves = load_sparsification_curves(path, metric, log_metric_by_epoch)
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7, 5.5),
                                       gridspec_kw=dict(height_ratios=(3, 2)))
-    for key, label, colour in (('density_lgc', 'LGC density', 'tab:blue'),
-                               ('density_sfr', 'SFR density', 'tab:orange')):
+    # a logged value holds until the next record (pruning happens in steps)
+    for key, label, style in (('density_lgc', 'LGC density', dict(color='tab:blue', lw=3)),
+                              ('density_sfr', 'SFR density', dict(color='tab:orange', lw=1.5))):
         points = [(i, v) for i, v in zip(curves['iter'], curves[key]) if v is not None]
         if points:
-            top.plot(*zip(*points), label=label, color=colour)
+            top.plot(*zip(*points), label=label, drawstyle='steps-post', **style)
     top.set_ylim(0, 1.05)
     top.set_ylabel('density (live / all connections)')
     handles, labels = top.get_legend_handles_labels()
     flops = [(i, v) for i, v in zip(curves['iter'], curves['live_mflops']) if v is not None]
     if flops:
         right = top.twinx()
-        right.plot(*zip(*flops), label='live MFLOPs', color='tab:green', linestyle='--')
+        right.plot(*zip(*flops), label='live MFLOPs', color='tab:green', linestyle='--',
+                   drawstyle='steps-post')
         right.set_ylabel('FLOPs at current density (M)')
         right.set_ylim(bottom=0)
         more = right.get_legend_handles_labels()
