@@ -37,6 +37,8 @@ def _fill_mim_folder(mode):
     os.makedirs(mim_path, exist_ok=True)
     for name in MIM_FILES:
         src, dst = osp.join(ROOT, name), osp.join(mim_path, name)
+        if not osp.exists(src):  # an unpacked sdist: it carries the copies
+            continue
         if osp.islink(dst) or osp.isfile(dst):
             os.remove(dst)
         elif osp.isdir(dst):
