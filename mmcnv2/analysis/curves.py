@@ -13,19 +13,35 @@ import json
 import math
 import os
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 SPARSITY_KEYS = ('density_lgc', 'density_sfr', 'live_mflops')
 _PREFERRED_METRICS = ('accuracy/top1', 'coco/bbox_mAP')
 _NOT_METRICS = ('step', 'time', 'data_time', 'iter', 'epoch', 'memory')
 
 
+def _read_records(file: str) -> Tuple[List[dict], List[dict]]:
+    """(training records with a SparsifyHook scalar, validation records) of a scalars.json."""
+    train, val = [], []
+    with open(file) as f:
+        for line in f:
+            if line.strip():
+                record = json.loads(line)
+                (train if 'iter' in record else val).append(record)
+    return [r for r in train if any(k in r for k in SPARSITY_KEYS)], val
+
+
 def find_scalars(path: str) -> str:
-    """The ``scalars.json`` of a work dir (its newest run), or ``path`` itself if a file.
+    """``path`` if a file, else the newest training run's ``scalars.json`` in a work dir.
+
+    A work dir holds one ``<timestamp>/vis_data/scalars.json`` per run of a Runner
+    in it; runs without :class:`~mmcnv2.engine.SparsifyHook` records (an evaluation
+    after training, a run with no sparse layer) are passed over.
 
     Raises:
         FileNotFoundError: if ``path`` is neither a file nor a work dir holding
             ``<timestamp>/vis_data/scalars.json``.
+        ValueError: if no run in the work dir logged the hook's scalars.
     """
     if osp.isfile(path):
         return path
@@ -34,7 +50,11 @@ def find_scalars(path: str) -> str:
         raise FileNotFoundError(
             f'no <timestamp>/vis_data/scalars.json under {path!r}: pass a work dir of a run '
             "logged with mmengine's LocalVisBackend (the default visualizer) or the file")
-    return runs[-1]
+    for file in reversed(runs):
+        if _read_records(file)[0]:
+            return file
+    raise ValueError(f'no run under {path!r} logged {"/".join(SPARSITY_KEYS)}: was it '
+                     f'trained with SparsifyHook? (read {len(runs)} scalars.json)')
 
 
 def _iters_per_epoch(train: List[dict]) -> int:
@@ -52,7 +72,8 @@ def load_sparsification_curves(path: str, metric: Optional[str] = None,
     """Density, live FLOPs and a validation metric against the training iteration.
 
     Args:
-        path (str): A work dir (its newest run is read) or a ``scalars.json``.
+        path (str): A work dir (its newest training run is read, see
+            :func:`find_scalars`) or a ``scalars.json``.
         metric (str, optional): Validation metric to return; default
             ``accuracy/top1`` or ``coco/bbox_mAP``, whichever was logged, else the
             first metric of the first validation record.
@@ -71,13 +92,7 @@ def load_sparsification_curves(path: str, metric: Optional[str] = None,
             ``SparsifyHook``), or ``metric`` was not logged.
     """
     file = find_scalars(path)
-    train, val = [], []
-    with open(file) as f:
-        for line in f:
-            if line.strip():
-                record = json.loads(line)
-                (train if 'iter' in record else val).append(record)
-    train = [r for r in train if any(k in r for k in SPARSITY_KEYS)]
+    train, val = _read_records(file)
     if not train:
         raise ValueError(f'{file} has no {"/".join(SPARSITY_KEYS)} record: was the run trained '
                          'with SparsifyHook?')
@@ -110,7 +125,7 @@ def plot_sparsification_curves(path: str, out: str, metric: Optional[str] = None
     count); the lower panel the validation metric at the end of each validation.
 
     Args:
-        path (str): A work dir (its newest run) or a ``scalars.json``.
+        path (str): A work dir (its newest training run) or a ``scalars.json``.
         out (str): PNG to write (folders are created).
         metric, log_metric_by_epoch: See :func:`load_sparsification_curves`.
 

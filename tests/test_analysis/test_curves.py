@@ -2,12 +2,14 @@
 import glob
 import json
 import os.path as osp
+import shutil
 import subprocess
 import sys
 
 import pytest
 
-from mmcnv2.analysis.curves import load_sparsification_curves, plot_sparsification_curves
+from mmcnv2.analysis.curves import (find_scalars, load_sparsification_curves,
+                                    plot_sparsification_curves)
 from tests.runner_utils import TINY_ARCH, run, tiny_cfg
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -58,6 +60,23 @@ def test_cli_draws_and_reports(tiny_run, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert '16 training records, 2 validations (accuracy/top1)' in proc.stdout
     assert 'density_lgc 0.25' in proc.stdout and out.is_file()
+
+
+def test_a_later_evaluation_run_is_passed_over(tiny_run, tmp_path):
+    work_dir = tmp_path / 'run'
+    shutil.copytree(tiny_run, work_dir)
+    trained, = glob.glob(str(work_dir / '*' / 'vis_data' / 'scalars.json'))
+    # what a Runner that only tests writes into the same work dir, later
+    later = work_dir / '29991231_235959' / 'vis_data'
+    later.mkdir(parents=True)
+    (later / 'scalars.json').write_text(json.dumps({'accuracy/top1': 50.0, 'step': 0}) + '\n')
+    assert find_scalars(str(work_dir)) == trained
+    assert load_sparsification_curves(str(work_dir))['iter'] == list(range(1, 17))
+    only_eval = tmp_path / 'eval_only'
+    shutil.copytree(later.parent, only_eval / later.parent.name)
+    with pytest.raises(ValueError, match='no run under .* logged density_lgc/density_sfr/'
+                       r'live_mflops: was it trained with SparsifyHook\? \(read 1 '):
+        find_scalars(str(only_eval))
 
 
 def test_bad_logs_are_errors(tiny_run, tmp_path):
