@@ -1,13 +1,15 @@
 """OpenMMLab's mim on an installed mmcnv2: list, search, train and test.
 
-mmcnv2 is built into a wheel by setup.py (which copies configs, tools and
-model-index.yml into mmcnv2/.mim) and unpacked into a folder that comes first on
-PYTHONPATH: an install as pip makes it, without touching the environment.
+A copy of the checkout (as a fresh clone has it) is built into a wheel by setup.py,
+which copies configs, tools and model-index.yml into mmcnv2/.mim, and the wheel is
+unpacked into a folder that comes first on PYTHONPATH: an install as pip makes it,
+without touching the environment or the checkout.
 """
 import glob
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -24,9 +26,13 @@ MIM = [sys.executable, '-m', 'mim']
 def installed(tmp_path_factory):
     """PYTHONPATH-style environment with mmcnv2 installed from a freshly built wheel."""
     tmp = tmp_path_factory.mktemp('mim')
+    source = tmp / 'source'
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        '.git', '.venv', '.mim', 'work_dirs', 'checkpoints', 'data', 'build', '*.egg-info',
+        'tests', 'demo_data', 'docs', '__pycache__', '*.so', '*.pth'))
     env = dict(os.environ, MMCNV2_WITH_OPS='0')  # no C++ build: not what mim is about
     proc = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps',
-                           '--no-build-isolation', '-q', '-w', str(tmp / 'dist'), ROOT],
+                           '--no-build-isolation', '-q', '-w', str(tmp / 'dist'), str(source)],
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     wheel, = glob.glob(str(tmp / 'dist' / 'mmcnv2-*.whl'))
@@ -38,8 +44,9 @@ def installed(tmp_path_factory):
         assert expected in names, expected
     site = tmp / 'site'
     zipfile.ZipFile(wheel).extractall(site)
-    # the checkout keeps links to itself, not copies that would go stale
-    assert osp.islink(osp.join(ROOT, 'mmcnv2', '.mim', 'configs'))
+    # the source tree is left with links to itself, not copies that would go stale
+    assert osp.islink(source / 'mmcnv2' / '.mim' / 'configs')
+    assert osp.samefile(source / 'mmcnv2' / '.mim' / 'configs', source / 'configs')
     env = dict(os.environ, PYTHONPATH=str(site))
     env.pop('MMCNV2_WITH_OPS', None)
     return dict(env=env, site=site, tmp=tmp)
