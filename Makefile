@@ -9,7 +9,7 @@ WORK_DIR ?= work_dirs
 TORCH ?= 2.11.0
 PYTHON ?= 3.12
 
-.PHONY: env demo demo-cls test check-install gpu-wheels
+.PHONY: env demo demo-cls test check-install gpu-wheels model-index
 
 env:
 	@bash tools/setup_env.sh
@@ -34,3 +34,7 @@ check-install:
 ## make gpu-wheels: what tools/gpu_run.sh installs on the GPU machine, which has no registry
 gpu-wheels: env
 	@bash tools/gpu_wheels.sh
+
+## make model-index: regenerate model-index.yml and configs/metafiles/ from the paper's tables
+model-index: env
+	$(PY) tools/model_index.py

@@ -10,8 +10,16 @@ build would compile against another torch, or none. Set ``MMCNV2_WITH_OPS=0`` to
 extension (the fused stages then run their loop in Python). The version ranges below are the
 ones tested (README "Installation"); mmcv must be built with ops (``pip install mmcv``
 builds it from source; ``tools/build_mmcv.sh`` does it for torch >= 2.10).
+
+Every install also exposes the configs, tools and model index to OpenMMLab's ``mim`` in
+``mmcnv2/.mim`` (see ``add_mim_extension``); the version is read from ``mmcnv2/version.py``.
 """
+import atexit
 import os
+import os.path as osp
+import platform
+import shutil
+import sys
 
 from setuptools import find_packages, setup
 
@@ -33,6 +41,58 @@ EXTRAS_REQUIRE = {
     'deploy': ['onnx>=1.23', 'onnxscript>=0.7', 'onnxruntime>=1.30'],
 }
 
+ROOT = osp.dirname(osp.abspath(__file__))
+
+
+def get_version():
+    """The version written in mmcnv2/version.py, read without importing the package."""
+    namespace = {}
+    with open(osp.join(ROOT, 'mmcnv2', 'version.py')) as f:
+        exec(compile(f.read(), 'mmcnv2/version.py', 'exec'), namespace)
+    return namespace['__version__']
+
+
+# What mim (OpenMMLab's package manager) and mmcnv2.model_zoo find in mmcnv2/.mim.
+MIM_FILES = ['configs', 'tools', 'model-index.yml']
+MIM_PACKAGE_DATA = ['.mim/model-index.yml', '.mim/configs/**/*.py', '.mim/configs/**/*.yml',
+                    '.mim/tools/*.py', '.mim/tools/*.sh']
+
+
+def _fill_mim_folder(mode):
+    mim_path = osp.join(ROOT, 'mmcnv2', '.mim')
+    os.makedirs(mim_path, exist_ok=True)
+    for name in MIM_FILES:
+        src, dst = osp.join(ROOT, name), osp.join(mim_path, name)
+        if not osp.exists(src):  # an unpacked sdist: it carries the copies
+            continue
+        if osp.islink(dst) or osp.isfile(dst):
+            os.remove(dst)
+        elif osp.isdir(dst):
+            shutil.rmtree(dst)
+        if mode == 'symlink':
+            os.symlink(osp.relpath(src, mim_path), dst)
+        elif osp.isdir(src):
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns('__pycache__'))
+        else:
+            shutil.copyfile(src, dst)
+
+
+def add_mim_extension():
+    """Put configs, tools and model-index.yml into mmcnv2/.mim, where mim looks for them.
+
+    Editable installs (pip install -e, setup.py develop) get symbolic links to this
+    checkout; wheels and source distributions get copies, which are turned back into
+    links when the build ends, so that no stale copy stays in the checkout (on Windows,
+    copies throughout). Other commands (build_ext --inplace, egg_info, ...) leave the
+    folder as it is.
+    """
+    link = 'copy' if platform.system() == 'Windows' else 'symlink'
+    if 'develop' in sys.argv or 'editable_wheel' in sys.argv:
+        _fill_mim_folder(link)
+    elif any(command in sys.argv for command in ('bdist_wheel', 'sdist', 'build', 'install')):
+        _fill_mim_folder('copy')
+        atexit.register(_fill_mim_folder, link)
+
 
 def extensions():
     if os.environ.get('MMCNV2_WITH_OPS', '1') == '0':
@@ -48,7 +108,10 @@ def extensions():
     return [ext], {'build_ext': BuildExtension}
 
 
+add_mim_extension()
 ext_modules, cmdclass = extensions()
-setup(name='mmcnv2', version='0.1.0', packages=find_packages(include=['mmcnv2', 'mmcnv2.*']),
-      python_requires='>=3.11,<3.13', install_requires=INSTALL_REQUIRES,
-      extras_require=EXTRAS_REQUIRE, ext_modules=ext_modules, cmdclass=cmdclass)
+setup(name='mmcnv2', version=get_version(),
+      packages=find_packages(include=['mmcnv2', 'mmcnv2.*']),
+      package_data={'mmcnv2': MIM_PACKAGE_DATA}, python_requires='>=3.11,<3.13',
+      install_requires=INSTALL_REQUIRES, extras_require=EXTRAS_REQUIRE,
+      ext_modules=ext_modules, cmdclass=cmdclass)

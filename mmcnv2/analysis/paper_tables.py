@@ -1,4 +1,9 @@
-"""The paper's FLOPs / params tables, reproduced from this project's configs."""
+"""The paper's tables: FLOPs / params (reproduced from this project's configs),
+ImageNet / CIFAR error rates and COCO mAP (as printed; nothing here measures them).
+
+The model zoo (``mmcnv2.model_zoo``, ``model-index.yml``) is generated from
+these tables; the figures are written here once.
+"""
 import os.path as osp
 from typing import List, NamedTuple, Optional
 
@@ -11,6 +16,9 @@ class PaperEntry(NamedTuple):
     flops: float  # millions, as printed in the paper
     params: Optional[float]  # millions, as printed (None: not given)
     shape: tuple = (224, 224)
+    # whether the config builds the paper's model (False: the paper gives no exact
+    # architecture and the config is our reading of it, see README)
+    exact: bool = True
 
 
 PAPER_ENTRIES: List[PaperEntry] = [
@@ -34,9 +42,73 @@ PAPER_ENTRIES: List[PaperEntry] = [
     PaperEntry('CondenseNet-B', 'configs/imagenet/condensenet_b.py', '3/13', 132, 2.1),
     PaperEntry('CondenseNet-C', 'configs/imagenet/condensenet_c.py', '13/14', 274, 2.9),
     PaperEntry('CondenseNetV2-110 (C-10)', 'configs/cifar/cnv2_110_c10.py', '6', 41, 0.48,
-               (32, 32)),
+               (32, 32), exact=False),
     PaperEntry('CondenseNetV2-146 (C-10)', 'configs/cifar/cnv2_146_c10.py', '6', 62, 0.78,
-               (32, 32)),
+               (32, 32), exact=False),
+]
+
+
+class PaperAccuracy(NamedTuple):
+    """A classification error rate the paper prints, and the config of that model here."""
+    config: str
+    dataset: str  # as mmpretrain's model index names it
+    table: str
+    top1_err: float  # %, as printed
+    top5_err: Optional[float] = None  # %, as printed (None: not given)
+    note: Optional[str] = None  # how the paper's figure relates to the config
+
+
+_CONDENSENET_RECIPE = ("trained with CondenseNet's own recipe (the paper's Table 4), not the "
+                       'Augmented Setting of this config')
+
+PAPER_ACCURACIES: List[PaperAccuracy] = [
+    PaperAccuracy('configs/imagenet/cnv2_a.py', 'ImageNet-1k', '3/5', 35.6, 15.8),
+    PaperAccuracy('configs/imagenet/cnv2_b.py', 'ImageNet-1k', '3/5', 28.1, 9.7),
+    PaperAccuracy('configs/imagenet/cnv2_c.py', 'ImageNet-1k', '5/14', 24.1, 7.3),
+    PaperAccuracy('configs/imagenet/sfr_shufflenetv2_0.5x.py', 'ImageNet-1k', '14', 38.3, 17.0),
+    PaperAccuracy('configs/imagenet/sfr_shufflenetv2_1.0x.py', 'ImageNet-1k', '3/14', 29.9, 10.9),
+    PaperAccuracy('configs/imagenet/sfr_shufflenetv2_1.5x.py', 'ImageNet-1k', '3/14', 26.5, 8.6),
+    PaperAccuracy('configs/imagenet/shufflenetv2plus_small.py', 'ImageNet-1k', '5', 25.9, 8.3),
+    PaperAccuracy('configs/imagenet/sfr_shufflenetv2plus_small.py', 'ImageNet-1k', '5/15', 25.5,
+                  8.2),
+    PaperAccuracy('configs/imagenet/shufflenetv2plus_medium.py', 'ImageNet-1k', '5', 24.3, 7.4),
+    PaperAccuracy('configs/imagenet/sfr_shufflenetv2plus_medium.py', 'ImageNet-1k', '5', 23.9,
+                  7.3),
+    PaperAccuracy('configs/imagenet/condensenet_a.py', 'ImageNet-1k', '3/14', 43.5, 20.2,
+                  _CONDENSENET_RECIPE),
+    PaperAccuracy('configs/imagenet/condensenet_b.py', 'ImageNet-1k', '3/14', 33.9, 13.1,
+                  _CONDENSENET_RECIPE),
+    PaperAccuracy('configs/imagenet/condensenet_c.py', 'ImageNet-1k', '14', 29.0, 10.0,
+                  _CONDENSENET_RECIPE),
+    PaperAccuracy('configs/cifar/cnv2_110_c10.py', 'CIFAR-10', '6', 4.65),
+    PaperAccuracy('configs/cifar/cnv2_110_c100.py', 'CIFAR-100', '6', 23.94),
+    PaperAccuracy('configs/cifar/cnv2_146_c10.py', 'CIFAR-10', '6', 4.35),
+    PaperAccuracy('configs/cifar/cnv2_146_c100.py', 'CIFAR-100', '6', 22.52),
+]
+
+
+class PaperDetection(NamedTuple):
+    """A row of the paper's Table 7 (COCO minival, 1x schedule) and its config here."""
+    config: str
+    backbone: str  # as the paper names it
+    backbone_flops: float  # millions, at 224x224, as printed
+    box_ap: float  # mAP (%), as printed
+
+
+PAPER_DETECTIONS: List[PaperDetection] = [
+    PaperDetection('configs/faster_rcnn_shufflenetv2_0.5x.py', 'ShuffleNetV2 0.5x', 41, 22.1),
+    PaperDetection('configs/faster_rcnn_cnv2_a.py', 'CondenseNetV2-A', 46, 23.5),
+    # printed "ShuffleNetV2 0.5x" a second time; 146M is the FLOPs of 1.0x
+    PaperDetection('configs/faster_rcnn_shufflenetv2_1.0x.py', 'ShuffleNetV2 1.0x', 146, 27.4),
+    PaperDetection('configs/faster_rcnn_cnv2_b.py', 'CondenseNetV2-B', 146, 27.9),
+    PaperDetection('configs/faster_rcnn_mobilenetv2_1.0x.py', 'MobileNetV2 1.0x', 300, 30.6),
+    PaperDetection('configs/faster_rcnn_shufflenetv2_1.5x.py', 'ShuffleNetV2 1.5x', 299, 30.2),
+    PaperDetection('configs/faster_rcnn_sfr_shufflenetv2_1.5x.py', 'SFR-ShuffleNetV2 1.5x', 306,
+                   30.7),
+    PaperDetection('configs/faster_rcnn_cnv2_c.py', 'CondenseNetV2-C', 309, 31.4),
+    PaperDetection('configs/retinanet_mobilenetv2_1.0x.py', 'MobileNetV2 1.0x', 300, 29.7),
+    PaperDetection('configs/retinanet_shufflenetv2_1.5x.py', 'ShuffleNetV2 1.5x', 299, 29.1),
+    PaperDetection('configs/retinanet_cnv2_c.py', 'CondenseNetV2-C', 309, 31.7),
 ]
 
 
