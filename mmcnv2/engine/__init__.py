@@ -1,6 +1,7 @@
 from ..registry import register
-from .hooks import SparsifyHook
+from .hooks import AtomicCheckpointHook, SparsifyHook, use_atomic_checkpoint_hook
 
+register('HOOKS')(AtomicCheckpointHook)
 register('HOOKS')(SparsifyHook)
 
-__all__ = ['SparsifyHook']
+__all__ = ['AtomicCheckpointHook', 'SparsifyHook', 'use_atomic_checkpoint_hook']
