@@ -1,7 +1,7 @@
 # CondenseNetV2-110 on CIFAR-100 (paper Table 6; depths are our reading, see README).
 _base_ = [
     'mmpretrain::_base_/datasets/cifar100_bs16.py', '../_base_/schedules/cifar_cnv2_300e.py',
-    'mmpretrain::_base_/default_runtime.py'
+    '../_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmcnv2'], allow_failed_imports=False)
 

@@ -83,6 +83,6 @@ param_scheduler = [
 custom_hooks = [dict(type='SparsifyHook', end_progress=0.5, convert_at_end=True)]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=11),
-    checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=max_epochs, max_keep_ckpts=1))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)

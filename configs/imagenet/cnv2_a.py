@@ -1,7 +1,7 @@
 # CondenseNetV2-A on ImageNet (paper Table 2), the release's recipe.
 _base_ = [
     '../_base_/models/cnv2_classifier.py', '../_base_/datasets/imagenet_bs128_cnv2.py',
-    '../_base_/schedules/imagenet_cnv2_350e.py', 'mmpretrain::_base_/default_runtime.py'
+    '../_base_/schedules/imagenet_cnv2_350e.py', '../_base_/default_runtime.py'
 ]
 
 model = dict(

@@ -2,7 +2,7 @@
 # paper's appendix (Tables 12/13), trained with the paper's Augmented Setting (Appendix C).
 _base_ = [
     '../_base_/datasets/imagenet_bs128_cnv2.py', '../_base_/schedules/imagenet_cnv2_350e.py',
-    'mmpretrain::_base_/default_runtime.py'
+    '../_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmcnv2'], allow_failed_imports=False)
 

@@ -9,7 +9,7 @@ from typing import Optional
 
 from mmengine.config import Config
 
-from ..engine.hooks import use_mmcv_ops_check_hook
+from ..engine.hooks import use_atomic_checkpoint_hook, use_mmcv_ops_check_hook
 
 SUPPORTED_SCOPES = ('mmpretrain', 'mmdet')
 
@@ -100,6 +100,7 @@ def build_runner(cfg: Config):
 def train(config: str, work_dir=None, resume=None, amp=False, cfg_options=None, launcher='none'):
     """Train ``config``; ``resume`` is ``'auto'`` (latest checkpoint) or a path."""
     cfg = load_config(config, cfg_options, work_dir, launcher)
+    use_atomic_checkpoint_hook(cfg)  # a kill at any moment leaves a checkpoint to resume from
     if amp:
         enable_amp(cfg)
     if resume == 'auto':

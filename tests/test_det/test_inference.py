@@ -54,3 +54,120 @@ def test_det_inferencer_and_infer_tool(checkpoint, tmp_path):
     assert os.listdir(tmp_path / 'preds') == ['china.json']
     from PIL import Image
     assert np.asarray(Image.open(tmp_path / 'vis' / 'china.jpg')).shape == (427, 640, 3)
+
+
+CONFIG = osp.join(ROOT, 'configs/retinanet_cnv2_a.py')
+
+
+@pytest.fixture(scope='module')
+def small_config():
+    """The config at 320 px and without the model's own score threshold (0.05, which a
+    random-weight RetinaNet never reaches), for fast runs with boxes to save and draw."""
+    cfg = Config.fromfile(CONFIG)
+    cfg.model.test_cfg.score_thr = 0.0
+    resize = [t for t in cfg.test_dataloader.dataset.pipeline if t.type == 'Resize']
+    assert len(resize) == 1
+    resize[0].scale = (320, 320)
+    return cfg
+
+
+def read_json(path):
+    import json
+    with open(path) as f:
+        return json.load(f)
+
+
+def test_saved_predictions_are_the_boxes_drawn(checkpoint, small_config, tmp_path):
+    from mmcnv2.apis.inference import infer_images
+    every = infer_images(small_config, checkpoint, [PHOTO], str(tmp_path / 'all'), score_thr=0.0)
+    scores = every['predictions'][PHOTO]['scores']
+    assert len(scores) > 10
+    thr = float(np.median(scores))
+    kept = [i for i, s in enumerate(scores) if s > thr]
+    assert 0 < len(kept) < len(scores)
+    out = infer_images(small_config, checkpoint, [PHOTO], str(tmp_path / 'thr'), score_thr=thr)
+    saved = read_json(tmp_path / 'thr' / 'preds' / 'china.json')
+    assert saved == out['predictions'][PHOTO]
+    assert saved['scores'] == pytest.approx([scores[i] for i in kept])
+    np.testing.assert_allclose(saved['bboxes'],
+                               [every['predictions'][PHOTO]['bboxes'][i] for i in kept],
+                               rtol=1e-5)
+
+
+def test_large_images_are_drawn_downscaled(checkpoint, small_config, tmp_path):
+    """A 3000x2400 picture is drawn on a copy of at most --max-vis-side pixels (mmdet draws
+    at full resolution: about 160 bytes a pixel); predictions stay in the input's pixels."""
+    import cv2
+    from mmcnv2.apis.inference import infer_images
+    big = str(tmp_path / 'big.jpg')
+    photo = cv2.imread(PHOTO)
+    cv2.imwrite(big, cv2.resize(photo, (3000, 2400), interpolation=cv2.INTER_LINEAR))
+    runs = {}
+    for side in (1200, 600):
+        out = str(tmp_path / str(side))
+        runs[side] = infer_images(small_config, checkpoint, [big, PHOTO], out, score_thr=0.0,
+                                  max_vis_side=side)
+        drawn = cv2.imread(osp.join(out, 'vis', 'big.jpg'))
+        assert drawn.shape == (side * 4 // 5, side, 3)
+        # an image smaller than the bound is drawn as it is
+        assert cv2.imread(osp.join(out, 'vis', 'china.jpg')).shape == (427, 640, 3)
+    assert runs[1200]['predictions'] == runs[600]['predictions']
+    assert np.asarray(runs[600]['predictions'][big]['bboxes']).max() > 1200
+
+
+def test_rescale_sample_scales_boxes_and_masks():
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    from mmcnv2.apis.inference import rescale_sample
+    sample = DetDataSample()
+    masks = torch.zeros(1, 40, 60, dtype=torch.bool)
+    masks[0, 10:20, 30:50] = True
+    sample.pred_instances = InstanceData(bboxes=torch.tensor([[30., 10., 50., 20.]]),
+                                         scores=torch.tensor([0.9]), labels=torch.tensor([0]),
+                                         masks=masks)
+    half = rescale_sample(sample, 0.5)
+    assert half.pred_instances.bboxes.tolist() == [[15., 5., 25., 10.]]
+    assert half.pred_instances.masks.shape == (1, 20, 30)
+    assert half.pred_instances.masks.sum() == 50
+    assert sample.pred_instances.bboxes.tolist() == [[30., 10., 50., 20.]]  # a copy
+
+
+def run_infer_tool(monkeypatch, *args):
+    """tools/infer.py in this process: (exit code or message, stdout, stderr)."""
+    import runpy
+    monkeypatch.setattr(sys, 'argv', ['infer.py', *args])
+    try:
+        runpy.run_path(osp.join(ROOT, 'tools/infer.py'), run_name='__main__')
+    except SystemExit as e:
+        return e.code
+    return 0
+
+
+def test_infer_tool_refuses_a_folder_without_images(checkpoint, tmp_path, monkeypatch):
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    (empty / 'notes.txt').write_text('no image here')
+    code = run_infer_tool(monkeypatch, CONFIG, checkpoint, str(empty), '--out-dir',
+                          str(tmp_path / 'out'))
+    assert isinstance(code, str) and code.startswith('error: no image files in folder')
+    assert str(empty) in code
+    assert not osp.exists(tmp_path / 'out')
+
+
+def test_infer_tool_reports_unreadable_files_and_processes_the_rest(
+        checkpoint, tmp_path, monkeypatch, capsys):
+    import shutil
+    text = tmp_path / 'readme.jpg'
+    text.write_text('not an image')
+    second = str(tmp_path / 'second.jpg')
+    shutil.copy(PHOTO, second)
+    code = run_infer_tool(monkeypatch, CONFIG, checkpoint, PHOTO, str(text), second,
+                          '--out-dir', str(tmp_path / 'out'), '--score-thr', '0.0',
+                          '--cfg-options', 'test_dataloader.dataset.pipeline.1.scale=(320,320)')
+    err = capsys.readouterr().err
+    assert f'skipped {text}: not an image file that OpenCV can read' in err
+    assert code == 'error: 1 input file(s) could not be read as images (listed above); the ' \
+                   'other 2 were processed'
+    assert sorted(os.listdir(tmp_path / 'out' / 'vis')) == ['china.jpg', 'second.jpg']
+    assert sorted(os.listdir(tmp_path / 'out' / 'preds')) == ['china.json', 'second.json']

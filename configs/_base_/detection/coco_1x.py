@@ -8,6 +8,10 @@ _base_ = [
 ]
 custom_imports = dict(imports=['mmcnv2'], allow_failed_imports=False)
 
+# checkpoints written so that a run killed at any moment keeps its last complete one (see
+# ../default_runtime.py)
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook', interval=1))
+
 data_root = '{{$COCO_ROOT:data/coco/}}'
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))

@@ -3,11 +3,11 @@ import copy
 import os.path as osp
 from typing import Dict, Optional, Sequence
 
-import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import EMAHook, Hook
 from mmengine.model import is_model_wrapper
 
+from ...checkpoint.atomic import save_atomically
 from ...models.deploy import sparse_layers, switch_model_to_deploy
 from ...models.layers import LearnedGroupConv, SparseFeatureReactivation
 
@@ -138,7 +138,7 @@ class SparsifyHook(Hook):
         dataset = getattr(getattr(runner, 'train_dataloader', None), 'dataset', None)
         if hasattr(dataset, 'metainfo'):
             meta['dataset_meta'] = copy.deepcopy(dataset.metainfo)
-        torch.save(dict(state_dict=model.state_dict(), meta=meta), out)
+        save_atomically(dict(state_dict=model.state_dict(), meta=meta), out)
         runner.logger.info(f'SparsifyHook: deploy-form checkpoint ({"EMA" if ema else "live"} '
                            f'weights) saved to {out}; load it with model.backbone.deploy=True')
 
