@@ -179,3 +179,64 @@ def test_hook_builds_from_both_scopes(scope):
     hooks = importlib.import_module(f'{scope}.registry').HOOKS
     with DefaultScope.overwrite_default_scope(scope):
         assert isinstance(hooks.build(dict(type='SparsifyHook')), SparsifyHook)
+
+
+def test_ema_hook_running_first_still_gets_the_masks_of_its_iteration(tmp_path):
+    """mmengine's EMAHook copies the buffers (the masks) after every iteration itself; with
+    the default priorities it runs after SparsifyHook, so it copies masks that are already
+    right. Here it runs first (same priority, listed first, as a user may write it): only
+    SparsifyHook's own sync gives the EMA model the masks of the iteration it dropped
+    stages in, and the deploy checkpoint written from the EMA weights at the end of a
+    schedule whose last stage drops in its last iteration (end_progress=1)."""
+    hooks = [dict(type='EMAHook', momentum=0.2, priority='ABOVE_NORMAL'),
+             dict(type='SparsifyHook', end_progress=1.0, convert_at_end=True)]
+    runner, rec = run(tiny_cfg(tmp_path, iters=6, custom_hooks=hooks,
+                               checkpoint_interval=10**6))  # the last checkpoint only
+    assert [type(h).__name__ for h in runner.hooks].index('EMAHook') < \
+        [type(h).__name__ for h in runner.hooks].index('SparsifyHook')
+    drops = [i for i in range(1, 6) if any(not torch.equal(rec.masks[i][k], rec.masks[i - 1][k])
+                                           for k in rec.masks[i])]
+    assert drops and drops[-1] == 5  # stages drop in the last iteration too
+    for live, ema in zip(rec.masks, rec.ema_masks):
+        for k in live:
+            assert torch.equal(live[k], ema[k]), k
+    check_fully_sparse(runner.model)
+    assert glob.glob(osp.join(str(tmp_path), '*_deploy.pth'))
+
+
+def test_logged_densities_and_live_flops_follow_the_masks(tmp_path):
+    """The logged train/density_lgc, train/density_sfr and train/live_mflops after every
+    iteration of a real schedule, against references computed here from the masks: live /
+    total connections per kind, and, for the FLOPs, the change between iterations equals
+    the dropped connections times the map size of their layer (every LGC/SFR here is 1x1);
+    at the end the live FLOPs are those of the condensed model."""
+    from mmcnv2.analysis import paper_complexity
+    from mmcnv2.models import switch_model_to_deploy
+
+    runner, rec = run(tiny_cfg(tmp_path, iters=8, images=16, batch=4,
+                               checkpoint_interval=10**6))
+    hub = runner.message_hub
+    logged = {kind: hub.get_scalar(f'train/{kind}').data[0].tolist()
+              for kind in ('density_lgc', 'density_sfr', 'live_mflops')}
+    assert all(len(v) == 8 for v in logged.values())
+    for i, masks in enumerate(rec.masks):
+        for kind, suffix in (('density_lgc', 'conv1'), ('density_sfr', 'sfr')):
+            group = [m for name, m in masks.items() if name.endswith(suffix)]
+            live = sum(int(m.sum()) for m in group) / sum(m.numel() for m in group)
+            assert logged[kind][i] == pytest.approx(live, rel=1e-6), (i, kind)
+    assert logged['density_lgc'][-1] == pytest.approx(1 / LGC_F)
+    assert logged['density_sfr'][-1] == pytest.approx(1 / SFR_F)
+    # the tiny model on 8x8 digits: stem stride 1, so stage 0 runs at 8x8, stage 1 at 4x4
+    area = {'stages.0': 64, 'stages.1': 16}
+    changes = 0
+    for i in range(1, 8):
+        dropped = sum(int((rec.masks[i - 1][name] & ~m).sum()) * area[name.split('.', 1)[1][:8]]
+                      for name, m in rec.masks[i].items())
+        changes += dropped > 0
+        assert logged['live_mflops'][i - 1] - logged['live_mflops'][i] == pytest.approx(
+            dropped / 1e6, abs=1e-9), i
+    assert changes >= 3
+    deployed = runner.model
+    switch_model_to_deploy(deployed)
+    flops, _ = paper_complexity(deployed, (3, 8, 8), lambda m, x: m(x, mode='tensor'))
+    assert logged['live_mflops'][-1] == pytest.approx(flops / 1e6, rel=1e-9)
