@@ -126,7 +126,7 @@ def time_round_robin(fns: Sequence[Callable[[], object]], warmup: int = 3, min_r
     Example:
         >>> fast, slow = time_round_robin([lambda: None, lambda: sum(range(10**5))],
         ...                               budget_s=0.01)
-        >>> fast.runs == slow.runs and fast.median < slow.median
+        >>> fast.runs == slow.runs >= 7
         True
     """
     for _ in range(warmup):

@@ -5,7 +5,7 @@ The model zoo (``mmcnv2.model_zoo``, ``model-index.yml``) is generated from
 these tables; the figures are written here once.
 """
 import os.path as osp
-from typing import List, NamedTuple, Optional
+from typing import Callable, List, NamedTuple, Optional
 
 
 class PaperEntry(NamedTuple):
@@ -112,8 +112,15 @@ PAPER_DETECTIONS: List[PaperDetection] = [
 ]
 
 
-def paper_table(root: str = '.', with_mmengine: bool = True) -> List[dict]:
+def paper_table(root: str = '.', with_mmengine: bool = True,
+                progress: Optional[Callable[[int, int, PaperEntry], None]] = None) -> List[dict]:
     """Count every :data:`PAPER_ENTRIES` model (deploy form) next to the paper.
+
+    Args:
+        root (str): The repository root the entries' configs are relative to.
+        with_mmengine (bool): Also count with mmengine's counter.
+        progress (callable, optional): Called as ``progress(k, n, entry)``
+            after the ``k``-th of ``n`` entries is counted (``k`` from 1).
 
     Returns:
         list[dict]: one row per model with ``name``, ``table``, ``config``,
@@ -126,20 +133,22 @@ def paper_table(root: str = '.', with_mmengine: bool = True) -> List[dict]:
     from .complexity import config_complexity
 
     rows = []
-    for e in PAPER_ENTRIES:
+    for k, e in enumerate(PAPER_ENTRIES, start=1):
         row = dict(name=e.name, table=e.table, config=e.config, paper_flops=e.flops,
                    paper_params=e.params)
         path = osp.join(root, e.config)
         if not osp.exists(path):
             rows.append(dict(row, missing=True))
-            continue
-        r = config_complexity(Config.fromfile(path), e.shape, with_mmengine=with_mmengine)
-        flops, params = r['paper_flops'] / 1e6, r['paper_params'] / 1e6
-        row.update(flops=flops, params=params, flops_diff=flops / e.flops - 1,
-                   params_diff=None if e.params is None else params / e.params - 1,
-                   mmengine_flops=r.get('mmengine_flops', float('nan')) / 1e6,
-                   mmengine_params=r.get('mmengine_params', float('nan')) / 1e6)
-        rows.append(row)
+        else:
+            r = config_complexity(Config.fromfile(path), e.shape, with_mmengine=with_mmengine)
+            flops, params = r['paper_flops'] / 1e6, r['paper_params'] / 1e6
+            row.update(flops=flops, params=params, flops_diff=flops / e.flops - 1,
+                       params_diff=None if e.params is None else params / e.params - 1,
+                       mmengine_flops=r.get('mmengine_flops', float('nan')) / 1e6,
+                       mmengine_params=r.get('mmengine_params', float('nan')) / 1e6)
+            rows.append(row)
+        if progress is not None:
+            progress(k, len(PAPER_ENTRIES), e)
     return rows
 
 

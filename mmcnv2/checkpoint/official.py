@@ -14,14 +14,20 @@ Both become state dicts of an mmpretrain ``ImageClassifier`` with a
 :class:`~mmcnv2.models.CondenseNetV2` backbone (training or deploy form) and a
 :class:`~mmcnv2.models.CondenseNetV2ClsHead`. The architecture is read off the
 tensor shapes; the one thing shapes cannot tell, where h-swish starts, is the
-release's (block 3 of 5). A training checkpoint keeps its masks; the stage of
-every layer is derived from its mask (which is what the release's forward
-uses), so training continues from exactly where it was.
+release's (block 3 of 5). The group count ``G`` is that of the 3x3
+convolutions; the condense factor ``C`` and sparse factor ``S`` are read off
+the converted layers' shapes, or, in a training checkpoint, off the masks and
+the release's ``_stage`` counters (a layer at stage ``s`` has pruned
+``s * candidates / F`` candidates of every group); a checkpoint whose masks are
+all dense (stage 0) does not tell them, and needs the model config. A training
+checkpoint keeps its masks; the stage of every layer is derived from its mask
+(which is what the release's forward uses), so training continues from exactly
+where it was.
 """
 import copy
 import re
 from collections import OrderedDict
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -90,13 +96,24 @@ def select_state_dict(obj: dict, source: str = 'ema') -> Tuple[Dict[str, torch.T
     return sd, entry
 
 
-def infer_arch(sd: Dict[str, torch.Tensor]) -> dict:
+def infer_arch(sd: Dict[str, torch.Tensor], factors: Optional[dict] = None) -> dict:
     """Read the architecture of an official state dict off its tensor shapes.
+
+    Args:
+        sd (dict): The official state dict (no ``module.`` prefixes).
+        factors (dict, optional): ``condense_factor`` and ``sparse_factor``
+            to use where the state dict does not tell them (a training
+            checkpoint whose masks are all dense), e.g. from the config the
+            user names; where it does tell them, they must agree.
 
     Returns:
         dict: ``arch`` (a name of :attr:`CondenseNetV2.arch_settings` or a
         dict), ``deploy``, ``num_classes``, ``fc_channels``, ``se_reduction``,
         ``in_channels``.
+
+    Raises:
+        OfficialCheckpointError: if the state dict is inconsistent, or does
+            not tell a factor and ``factors`` does not give it.
     """
     has_mask = any(k.endswith('._mask') for k in sd)
     has_index = any(k.endswith('conv_1.index') for k in sd)
@@ -129,10 +146,27 @@ def infer_arch(sd: Dict[str, torch.Tensor]) -> dict:
     groups = bottleneck_channels // mid
     in_channels0 = sd['features.init_conv.weight'].shape[0]
     if has_index:
-        condense = in_channels0 * groups // sd[p + 'conv_1.index'].numel()
-        sparse = in_channels0 * groups // sd[p + 'sfr.conv.weight'].shape[0]
-    else:  # every released arch uses C = S = G; masks at stage 0 cannot tell
-        condense = sparse = groups
+        condense = _factor_from_shapes(p + 'conv_1.index', sd[p + 'conv_1.index'].numel(),
+                                       in_channels0, groups)
+        sparse = _factor_from_shapes(p + 'sfr.conv.weight', sd[p + 'sfr.conv.weight'].shape[0],
+                                     in_channels0, groups)
+    else:
+        condense = _factor_from_masks(sd, 'conv_1', groups)
+        sparse = _factor_from_masks(sd, 'sfr', groups)
+    given = factors or {}
+    resolved = []
+    for name, found in (('condense_factor', condense), ('sparse_factor', sparse)):
+        if found is None and given.get(name) is None:
+            raise OfficialCheckpointError(
+                f'the {name} cannot be read off this training checkpoint: every '
+                f'{"LGC" if name == "condense_factor" else "SFR"} mask is dense (stage 0), '
+                'which any factor fits; give the model config it was trained with (tools/'
+                'import_official.py --config CONFIG, or import_official(model_cfg=...))')
+        if found is not None and given.get(name) not in (None, found):
+            raise OfficialCheckpointError(
+                f'the checkpoint has {name} {found}, the given config {given[name]}')
+        resolved.append(found if found is not None else given[name])
+    condense, sparse = resolved
     arch = dict(depths=tuple(depths), growth_rates=tuple(growths), condense_factor=condense,
                 sparse_factor=sparse, groups=groups, bottleneck=bottleneck_channels // growth0,
                 stem_stride=2, hswish_from=min(2, len(depths)),
@@ -149,20 +183,72 @@ def infer_arch(sd: Dict[str, torch.Tensor]) -> dict:
                 se_reduction=num_features // sd['features.se_last.fc.0.weight'].shape[0])
 
 
-def _stage_from_mask(name, mask, factor, groups, grouped_axis):
-    """Stage of an official layer, derived from its mask; checks its layout."""
-    conn = mask if grouped_axis == 0 else mask.t()              # (members, candidates)
+def _factor_from_shapes(name: str, kept: int, channels: int, groups: int) -> int:
+    """The factor ``F`` of a converted layer that keeps ``kept = channels * groups / F``."""
+    if kept < 1 or (channels * groups) % kept:
+        raise OfficialCheckpointError(
+            f'{name}: {kept} kept connections do not divide {channels} channels x {groups} '
+            'groups: not a converted CondenseNetV2 layer')
+    return channels * groups // kept
+
+
+def _pruned_per_group(name: str, value: torch.Tensor, part: str, groups: int) -> int:
+    """How many candidates every group of an official ``part`` layer has pruned, read off
+    its ``_mask``; checks that the mask is the same within every group (LGC: output ``o``
+    is in group ``o % G``; SFR: input ``j`` is in group ``j % G``) and that every group has
+    pruned as many."""
+    mask = value.reshape(value.shape[0], value.shape[1], -1)[:, :, 0] != 0
+    conn = mask if part == 'conv_1' else mask.t()              # (members, candidates)
     rows, cands = conn.shape
+    if rows % groups:
+        raise OfficialCheckpointError(f'{name}: {rows} rows do not split into {groups} groups')
     per_group = conn.view(rows // groups, groups, cands)
     if not bool((per_group == per_group[:1]).all()):
-        raise OfficialCheckpointError(f'{name}: mask is not uniform within its groups')
-    pruned = (~per_group[0]).sum(1)
-    delta = cands // factor
-    if not bool((pruned == pruned[0]).all()) or int(pruned[0]) % delta:
         raise OfficialCheckpointError(
-            f'{name}: pruned connections per group {pruned.tolist()} are not one multiple of '
-            f'{delta} for every group')
-    return int(pruned[0]) // delta
+            f'{name}: mask is not uniform within its groups (groups {groups}, read off the '
+            '3x3 convolutions)')
+    pruned = (~per_group[0]).sum(1)
+    if not bool((pruned == pruned[0]).all()):
+        raise OfficialCheckpointError(
+            f'{name}: the groups have pruned different numbers of connections {pruned.tolist()}')
+    return int(pruned[0])
+
+
+def _factor_from_masks(sd: Dict[str, torch.Tensor], part: str, groups: int) -> Optional[int]:
+    """The factor of every ``part`` (``'conv_1'``: LGC, ``'sfr'``) layer of a training state
+    dict, from its mask and the release's ``_stage`` counter; None if every mask is dense."""
+    found = {}
+    for key, value in sd.items():
+        m = _LAYER.match(key)
+        if m is None or m.group(3) != part or m.group(4) != '_mask':
+            continue
+        pruned = _pruned_per_group(key, value, part, groups)
+        cands = value.shape[1] if part == 'conv_1' else value.shape[0]
+        stage_key = key[:-len('_mask')] + '_stage'
+        stage = int(sd[stage_key].reshape(-1)[0]) if stage_key in sd else None
+        if pruned == 0 and not stage:
+            continue  # dense: any factor fits
+        if not stage or not pruned or (stage * cands) % pruned or stage * cands // pruned <= stage:
+            raise OfficialCheckpointError(
+                f'{key}: {pruned} of {cands} candidates pruned per group at stage {stage} '
+                f'({stage_key}) fit no factor')
+        found[key] = stage * cands // pruned
+    if len(set(found.values())) > 1:
+        raise OfficialCheckpointError(
+            f'the {part} layers have different factors: {sorted(set(found.values()))}')
+    return next(iter(found.values()), None)
+
+
+def _stage_from_mask(name, mask, factor, groups, part):
+    """Stage of an official ``part`` layer, derived from its mask; checks its layout."""
+    pruned = _pruned_per_group(name, mask, part, groups)
+    cands = mask.shape[1] if part == 'conv_1' else mask.shape[0]
+    delta = cands // factor
+    if delta < 1 or pruned % delta:
+        raise OfficialCheckpointError(
+            f'{name}: {pruned} pruned connections per group are not a multiple of {delta} '
+            f'(candidates {cands} / factor {factor})')
+    return pruned // delta
 
 
 def convert_state_dict(sd: Dict[str, torch.Tensor], arch_info: dict) -> 'OrderedDict[str, torch.Tensor]':
@@ -195,10 +281,10 @@ def convert_state_dict(sd: Dict[str, torch.Tensor], arch_info: dict) -> 'Ordered
         elif rest in ('_count', '_stage'):
             continue  # the stage is derived from the mask below
         elif rest == '_mask':
-            mask = value.reshape(value.shape[0], value.shape[1], -1)[:, :, 0] != 0
-            out[prefix + ours + '.mask'] = mask
+            out[prefix + ours + '.mask'] = value.reshape(
+                value.shape[0], value.shape[1], -1)[:, :, 0] != 0
             out[prefix + ours + '.stage'] = torch.tensor(
-                _stage_from_mask(key, mask, factors[part], groups, 0 if part == 'conv_1' else 1))
+                _stage_from_mask(key, value, factors[part], groups, part))
             continue
         elif part == 'sfr' and rest == 'index':
             ones = value == 1
@@ -222,6 +308,18 @@ def classifier_config(arch_info: dict) -> dict:
                   topk=(1, 5)))
 
 
+def _config_factors(model_cfg: Optional[dict]) -> Optional[dict]:
+    """``condense_factor`` and ``sparse_factor`` of a model config's CondenseNetV2 backbone."""
+    if model_cfg is None:
+        return None
+    arch = model_cfg.get('backbone', {}).get('arch')
+    if isinstance(arch, str):
+        arch = CondenseNetV2.arch_settings.get(arch.lower())
+    if not isinstance(arch, dict):
+        return None
+    return {name: arch.get(name) for name in ('condense_factor', 'sparse_factor')}
+
+
 def import_official(src: str, dst: str = None, source: str = 'ema', model_cfg: dict = None) -> dict:
     """Convert an official checkpoint into an mmpretrain checkpoint.
 
@@ -233,7 +331,9 @@ def import_official(src: str, dst: str = None, source: str = 'ema', model_cfg: d
         dst (str, optional): Where to save ``{'state_dict', 'meta'}``.
         source (str): ``'ema'`` or ``'model'``; see :func:`select_state_dict`.
         model_cfg (dict, optional): Model config to load into (e.g. from
-            ``configs/imagenet/cnv2_a.py``); defaults to the inferred one.
+            ``configs/imagenet/cnv2_a.py``); defaults to the inferred one. Its
+            backbone's factors are used where the checkpoint does not tell them
+            (a training checkpoint at stage 0).
 
     Returns:
         dict: ``state_dict``, ``meta`` and the built ``model``.
@@ -242,7 +342,7 @@ def import_official(src: str, dst: str = None, source: str = 'ema', model_cfg: d
     from mmpretrain.registry import MODELS
 
     sd, entry = select_state_dict(load_official(src), source)
-    info = infer_arch(sd)
+    info = infer_arch(sd, _config_factors(model_cfg))
     state_dict = convert_state_dict(sd, info)
     if model_cfg is not None:
         cfg = copy.deepcopy(dict(model_cfg))

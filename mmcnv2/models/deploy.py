@@ -55,10 +55,18 @@ def fuse_for_inference(model: nn.Module, dense_below: Optional[int] = None,
     (BN folded, one preallocated buffer per stage, in-place reactivation, dense
     or batched products chosen by group size, channels-last 3x3 convolutions);
     SFR-ShuffleNetV2(+) backbones are put in channels-last memory format (their
-    depthwise convolutions and max pool run much faster so); the model is put
-    in eval mode. The result computes the same outputs as the deploy form;
-    it cannot be trained and its state dict is not a checkpoint format: keep
-    the deploy-form checkpoint and fuse after loading.
+    depthwise convolutions and max pool run much faster so). The result
+    computes the same outputs as the deploy form, at any batch size including
+    0; its state dict is not a checkpoint format: keep the deploy-form
+    checkpoint and fuse after loading.
+
+    The result is inference-only, whatever its architecture (see
+    :mod:`mmcnv2.models.layers.inference_only`): it is in eval mode with its
+    parameters frozen, and the model, every sparse backbone in it and every
+    fused stage raise ``RuntimeError`` on ``.train()`` and on calls with
+    autograd enabled where an input or a parameter requires grad (run it under
+    ``torch.no_grad()`` or ``torch.inference_mode()``), instead of training
+    with folded BatchNorm or returning outputs without gradients.
 
     Args:
         model (nn.Module): A classifier, detector or backbone whose LGC/SFR
@@ -91,8 +99,11 @@ def fuse_for_inference(model: nn.Module, dense_below: Optional[int] = None,
         ...     torch.allclose(fused(x)[0], y, rtol=1e-4, atol=1e-5)
         True
     """
+    from .backbones.base import SparseBackbone
+    from .backbones.sfr_shufflenet_v2 import ShuffleNetFamily
     from .layers import DenseStage, FusedSFRDenseStage
     from .layers.fused_dense_stage import check_backend
+    from .layers.inference_only import make_inference_only
 
     check_backend(backend)  # also where the model has no dense stage
     root = model.module if is_model_wrapper(model) else model
@@ -109,8 +120,9 @@ def fuse_for_inference(model: nn.Module, dense_below: Optional[int] = None,
                 setattr(parent, name, FusedSFRDenseStage(
                     child, FusedSFRDenseStage.DENSE_BELOW if dense_below is None else dense_below,
                     backend=backend))
-    from .backbones.sfr_shufflenet_v2 import ShuffleNetFamily
     for m in root.modules():
         if isinstance(m, ShuffleNetFamily):
             m.to(memory_format=torch.channels_last)
-    return root
+        if isinstance(m, SparseBackbone):
+            make_inference_only(m)
+    return make_inference_only(root)

@@ -9,7 +9,7 @@ from typing import List, Optional
 import torch
 
 #: The argument layout this Python code passes (``ABI_VERSION`` in the C++ source).
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 try:  # import_module: 'from mmcnv2 import _ext' would blame a circular import when absent
     _ext = importlib.import_module('mmcnv2._ext')
@@ -43,6 +43,14 @@ def dense_stage_forward(x: torch.Tensor, downsample: bool, out_channels: int,
     Returns:
         Tensor: The stage output (the Python loop's, up to the float rounding of
         :func:`grouped_conv3x3_g8` where a layer uses it).
+
+    Raises:
+        RuntimeError: naming the argument, before anything runs, if one does
+            not fit: ``x`` not a 4-D floating point tensor; list lengths; a
+            flag not 0/1, an activation code outside {0, 1, 2}, a group count
+            or size not positive or not dividing what it splits; a tensor of
+            the wrong shape, dtype (``x``'s; indices int64) or device;
+            ``out_channels`` other than ``x``'s channels plus every growth.
     """
     return _extension().dense_stage_forward(x, downsample, out_channels, tensors, ints)
 
@@ -66,6 +74,11 @@ def grouped_conv3x3_g8(y: torch.Tensor, weight: torch.Tensor, out: torch.Tensor)
 
     Returns:
         Tensor: ``out``.
+
+    Raises:
+        RuntimeError: naming the argument, if a dtype, device, size or stride
+            does not fit, if ``out`` overlaps itself (e.g. a zero stride) or
+            shares memory with ``y`` or ``weight``.
 
     Example:
         >>> import torch, torch.nn.functional as F

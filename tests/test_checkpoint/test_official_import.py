@@ -11,6 +11,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 from mmpretrain.registry import MODELS
 
+from mmcnv2.analysis import paper_complexity
 from mmcnv2.checkpoint import OfficialCheckpointError, import_official
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -55,6 +56,22 @@ def test_final_training_checkpoint(expected):
     close(logits(model, expected['x']), expected['logits_final'])
     model.backbone.switch_to_deploy()
     close(logits(model, expected['x']), expected['logits_converted'])
+
+
+def test_flops_and_params_equal_the_releases_own_count(expected):
+    """The fixture holds what the release's measure_model counted for the tiny model, in
+    training and converted form: the paper's count here gives the same numbers."""
+    model = import_official(osp.join(DATA, 'official_final_training.pth'))['model'].eval()
+
+    def count():
+        return paper_complexity(model, tuple(expected['x'].shape[1:]),
+                                lambda m, x: m(x, mode='tensor'))
+
+    assert count() == (pytest.approx(expected['flops_training'], rel=1e-9),
+                       pytest.approx(expected['params_training'], rel=1e-9))
+    model.backbone.switch_to_deploy()
+    assert count() == (pytest.approx(expected['flops_converted'], rel=1e-9),
+                       pytest.approx(expected['params_converted'], rel=1e-9))
 
 
 def test_converted_release_imports_into_deploy_form(expected):

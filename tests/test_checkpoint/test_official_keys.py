@@ -11,11 +11,14 @@ import torch
 from mmcnv2.checkpoint.official import (OfficialCheckpointError, classifier_config,
                                         convert_state_dict, infer_arch, select_state_dict)
 
-DATA = osp.join(osp.dirname(osp.dirname(__file__)), 'data', 'official_keys')
+DATA = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'official_keys')
 DTYPES = {'float32': torch.float32, 'int64': torch.int64}
 
 
 def synthesize(name):
+    """Tensors of the listed shapes; training-form masks at stage 1 of CondenseNetV2-A
+    (C = S = G = 8): every group has pruned the first 1/8 of its candidates (LGC: inputs,
+    SFR: outputs), ``_stage`` 1."""
     sd = {}
     with open(osp.join(DATA, name)) as f:
         for line in f:
@@ -23,7 +26,13 @@ def synthesize(name):
                 continue
             key, dtype, shape = line.split(' ', 2)
             shape = [int(s) for s in shape.strip()[1:-1].split(',') if s.strip()]
-            if key.endswith('._mask'):
+            if key.endswith('conv_1._mask'):
+                t = torch.ones(shape)
+                t[:, :shape[1] // 8] = 0
+            elif key.endswith('sfr._mask'):
+                t = torch.ones(shape)
+                t[:shape[0] // 8] = 0
+            elif key.endswith('._stage'):
                 t = torch.ones(shape)
             elif key.endswith('sfr.index'):
                 t = torch.eye(shape[0])

@@ -1,5 +1,6 @@
 """ImageNet classifier checkpoints (training or deploy form) into detector backbones."""
 import copy
+import os.path as osp
 
 import pytest
 import torch
@@ -11,11 +12,13 @@ from mmcnv2.checkpoint.pretrained import PretrainedMismatchError
 from mmcnv2.models.deploy import switch_model_to_deploy
 from tests.conftest import randomize_bn
 
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
 
 @pytest.fixture(scope='module')
 def classifier():
     torch.manual_seed(0)
-    cfg = Config.fromfile('configs/imagenet/cnv2_a.py')
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/imagenet/cnv2_a.py'))
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = CLS_MODELS.build(cfg.model)
     model.init_weights()
@@ -33,7 +36,7 @@ def save(model, path, progress=0.5):
 
 def detector(checkpoint, deploy=True):
     from mmdet.registry import MODELS
-    cfg = Config.fromfile('configs/retinanet_cnv2_a.py')
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/retinanet_cnv2_a.py'))
     cfg.model.backbone.deploy = deploy
     cfg.model.backbone.init_cfg.checkpoint = str(checkpoint)
     with DefaultScope.overwrite_default_scope('mmdet'):
@@ -99,7 +102,8 @@ def test_imported_official_checkpoint_loads_into_a_detector_backbone(tmp_path):
     from mmdet.registry import MODELS
 
     from mmcnv2.checkpoint import import_official
-    r = import_official('tests/data/official_tiny/official_converted.pth', str(tmp_path / 'o.pth'))
+    r = import_official(osp.join(ROOT, 'tests/data/official_tiny/official_converted.pth'),
+                        str(tmp_path / 'o.pth'))
     arch = r['meta']['mmcnv2']['arch']
     backbone = dict(type='CondenseNetV2', arch=arch, deploy=True, out_indices=(1, 2, 3, 4),
                     init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'o.pth'),

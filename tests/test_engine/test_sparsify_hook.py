@@ -179,3 +179,85 @@ def test_hook_builds_from_both_scopes(scope):
     hooks = importlib.import_module(f'{scope}.registry').HOOKS
     with DefaultScope.overwrite_default_scope(scope):
         assert isinstance(hooks.build(dict(type='SparsifyHook')), SparsifyHook)
+
+
+def test_ema_hook_running_first_still_gets_the_masks_of_its_iteration(tmp_path):
+    """mmengine's EMAHook copies the buffers (the masks) after every iteration itself; with
+    the default priorities it runs after SparsifyHook, so it copies masks that are already
+    right. Here it runs first (same priority, listed first, as a user may write it): only
+    SparsifyHook's own sync gives the EMA model the masks of the iteration it dropped
+    stages in, and the deploy checkpoint written from the EMA weights at the end of a
+    schedule whose last stage drops in its last iteration (end_progress=1)."""
+    hooks = [dict(type='EMAHook', momentum=0.2, priority='ABOVE_NORMAL'),
+             dict(type='SparsifyHook', end_progress=1.0, convert_at_end=True)]
+    runner, rec = run(tiny_cfg(tmp_path, iters=6, custom_hooks=hooks,
+                               checkpoint_interval=10**6))  # the last checkpoint only
+    assert [type(h).__name__ for h in runner.hooks].index('EMAHook') < \
+        [type(h).__name__ for h in runner.hooks].index('SparsifyHook')
+    drops = [i for i in range(1, 6) if any(not torch.equal(rec.masks[i][k], rec.masks[i - 1][k])
+                                           for k in rec.masks[i])]
+    assert drops and drops[-1] == 5  # stages drop in the last iteration too
+    for live, ema in zip(rec.masks, rec.ema_masks):
+        for k in live:
+            assert torch.equal(live[k], ema[k]), k
+    check_fully_sparse(runner.model)
+    assert glob.glob(osp.join(str(tmp_path), '*_deploy.pth'))
+
+
+@pytest.mark.parametrize('backbone', [None, dict(type='SFRShuffleNetV2', arch='0.5x')],
+                         ids=['CondenseNetV2', 'SFRShuffleNetV2'])
+def test_logged_densities_and_live_flops_follow_the_masks(tmp_path, backbone):
+    """The logged train/density_lgc, train/density_sfr and train/live_mflops after every
+    iteration of a real schedule, against references computed here from the masks: live /
+    total connections per kind (SFR-ShuffleNetV2's SFRs have factors 24, 48 and 96, so the
+    layers' densities differ mid-schedule), and, for the FLOPs, the change between
+    iterations equals the dropped connections times kernel area times map size of their
+    layer; at the end the live FLOPs are those of the condensed model."""
+    from mmcnv2.analysis import paper_complexity
+    from mmcnv2.models import switch_model_to_deploy
+    from mmcnv2.models.deploy import sparse_layers
+
+    cfg = tiny_cfg(tmp_path, iters=8, images=16, batch=4, checkpoint_interval=10**6)
+    if backbone is not None:
+        cfg.model.backbone = backbone
+        cfg.model.head.in_channels = 1024
+        cfg.train_dataloader.dataset.size = 32
+    size = cfg.train_dataloader.dataset.size
+    runner, rec = run(cfg)
+    model = runner.model
+    # map size and kernel area of every sparse layer, measured on an input of the data's size
+    cost = {}
+
+    def measure(module, args, out):
+        cost[module] = out.shape[2] * out.shape[3] * module.kernel_size**2
+
+    handles = [m.register_forward_hook(measure) for _, m in sparse_layers(model)]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, size, size), mode='tensor')
+    for h in handles:
+        h.remove()
+    cost = {name: cost[m] for name, m in sparse_layers(model)}
+    hub = runner.message_hub
+    kinds = {'density_lgc': 'conv1', 'density_sfr': 'sfr'}
+    kinds = {k: v for k, v in kinds.items() if any(n.endswith(v) for n in rec.masks[0])}
+    logged = {kind: hub.get_scalar(f'train/{kind}').data[0].tolist()
+              for kind in [*kinds, 'live_mflops']}
+    assert all(len(v) == 8 for v in logged.values())
+    for i, masks in enumerate(rec.masks):
+        for kind, suffix in kinds.items():
+            group = [m for name, m in masks.items() if name.endswith(suffix)]
+            live = sum(int(m.sum()) for m in group) / sum(m.numel() for m in group)
+            assert logged[kind][i] == pytest.approx(live, rel=1e-6), (i, kind)
+    if backbone is not None:  # the schedule is such that the layers' densities differ
+        assert len({float(m.float().mean()) for m in rec.masks[2].values()}) > 1
+    changes = 0
+    for i in range(1, 8):
+        dropped = sum(int((rec.masks[i - 1][name] & ~m).sum()) * cost[name]
+                      for name, m in rec.masks[i].items())
+        changes += dropped > 0
+        assert logged['live_mflops'][i - 1] - logged['live_mflops'][i] == pytest.approx(
+            dropped / 1e6, rel=1e-6, abs=1e-9), i
+    assert changes >= 3
+    switch_model_to_deploy(model)
+    flops, _ = paper_complexity(model, (3, size, size), lambda m, x: m(x, mode='tensor'))
+    assert logged['live_mflops'][-1] == pytest.approx(flops / 1e6, rel=1e-9)

@@ -1,3 +1,5 @@
+import os.path as osp
+
 import pytest
 import torch
 from mmengine.config import Config
@@ -6,6 +8,8 @@ from mmcnv2.analysis.complexity import config_complexity
 from mmcnv2.models.backbones.condensenet import CondenseNet
 from mmcnv2.models.heads.condensenet_head import CondenseNetClsHead
 from tests.conftest import assert_params_match, randomize_bn
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 CHANNELS = {'a': (32, 64, 160, 416, 672), 'b': (24, 72, 216, 600, 1176),
             'c': (48, 144, 400, 1040, 2064)}
@@ -39,7 +43,7 @@ PAPER = {'a': (56, 0.9), 'b': (132, 2.1), 'c': (274, 2.9)}
 
 @pytest.mark.parametrize('arch', ['a', 'b', 'c'])
 def test_flops_match_the_paper(arch):
-    cfg = Config.fromfile(f'configs/imagenet/condensenet_{arch}.py')
+    cfg = Config.fromfile(osp.join(ROOT, f'configs/imagenet/condensenet_{arch}.py'))
     r = config_complexity(cfg, with_mmengine=False)
     flops, params = PAPER[arch]
     assert r['paper_flops'] / 1e6 == pytest.approx(flops, rel=0.015)

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -170,3 +171,59 @@ def test_non_positive_int_arguments_are_named(layer, arg, value):
     kwargs[arg] = value
     with pytest.raises(ValueError, match=f'{arg} must be a positive int, got {value!r}'):
         layer(kwargs.pop('in_channels'), kwargs.pop('out_channels'), 4, **kwargs)
+
+
+def reference_selection(weights, progresses, factor, groups, prune_inputs, reduce='max'):
+    """NumPy reference of the paper's selection, step by step: after each ``progress`` the
+    layer is at stage ``min(F - 1, floor(2 p (F - 1)))``; every stage crossed drops, in
+    every group, the ``candidates / F`` live candidates of least importance (ties: lower
+    index first). Importance of candidate ``c`` for group ``g``: the sum over the group's
+    members of ``|W|`` reduced over the kxk window (``'max'``, the paper's footnote 2, or
+    ``'centre'``, the middle tap). LGC (``prune_inputs``): members are outputs ``o``
+    (group ``o % G``), candidates inputs; SFR: members inputs ``j`` (group ``j % G``),
+    candidates outputs. Returns the boolean ``(out, in)`` mask after each step."""
+    stage, masks = 0, []
+    keep = None
+    for weight, progress in zip(weights, progresses):
+        w = np.abs(weight.numpy().astype(np.float64))
+        w = w.max(axis=(2, 3)) if reduce == 'max' else w[:, :, w.shape[2] // 2, w.shape[3] // 2]
+        conn = w if prune_inputs else w.T                     # (members, candidates)
+        members, candidates = conn.shape
+        if keep is None:
+            keep = np.ones((groups, candidates), dtype=bool)
+        target = min(factor - 1, int(np.floor(2 * progress * (factor - 1) + 1e-9)))
+        for g in range(groups):
+            importance = conn[g::groups].sum(0)
+            live = [c for c in range(candidates) if keep[g, c]]
+            live.sort(key=lambda c: (importance[c], c))
+            for c in live[:(target - stage) * (candidates // factor)] if target > stage else []:
+                keep[g, c] = False
+        stage = max(stage, target)
+        mask = keep[np.arange(members) % groups]              # (members, candidates)
+        masks.append(torch.from_numpy(mask if prune_inputs else mask.T.copy()))
+    return masks
+
+
+@pytest.mark.parametrize('kind,k', [('lgc', 3), ('sfr', 3), ('lgc', 1), ('sfr', 1)])
+def test_masks_equal_a_numpy_reference_along_a_schedule(kind, k):
+    """Masks after each step of a schedule whose weights change between steps (as in
+    training), against the NumPy reference; for kxk kernels the data are such that the
+    centre tap would select otherwise than the window max."""
+    torch.manual_seed(11)
+    layer = _lgc(I=24, O=16, C=4, G=2, k=k) if kind == 'lgc' else _sfr(I=8, O=24, S=4, G=2, k=k)
+    progresses = [0.1, 0.2, 0.2, 0.45, 1.0]
+    weights = [torch.randn_like(layer.conv.weight) for _ in progresses]
+    got = []
+    for weight, progress in zip(weights, progresses):
+        with torch.no_grad():
+            layer.conv.weight.copy_(weight)
+        layer.sparsify(progress)
+        got.append(layer.mask.clone())
+    factor, groups = layer.factor, layer.groups
+    want = reference_selection(weights, progresses, factor, groups, kind == 'lgc')
+    for step, (g, w) in enumerate(zip(got, want)):
+        assert torch.equal(g, w), (kind, step)
+    if k > 1:  # the test can tell the window max from the centre tap
+        centre = reference_selection(weights, progresses, factor, groups, kind == 'lgc',
+                                     reduce='centre')
+        assert not all(torch.equal(a, b) for a, b in zip(centre, want))

@@ -1,3 +1,5 @@
+import os.path as osp
+
 import pytest
 import torch
 from mmengine.config import Config
@@ -9,6 +11,8 @@ from mmcnv2.models import SFRShuffleNetV2, SFRShuffleNetV2Plus, ShuffleNetV2Plus
 from mmcnv2.models.layers import SparseFeatureReactivation
 from tests.conftest import assert_params_match, randomize_bn
 from tests.runner_utils import run, tiny_cfg
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 ARCHS = [(SFRShuffleNetV2, '0.5x'), (SFRShuffleNetV2, '1.0x'), (SFRShuffleNetV2, '1.5x'),
          (ShuffleNetV2Plus, 'small'), (ShuffleNetV2Plus, 'medium'),
@@ -99,7 +103,8 @@ PAPER = {'sfr_shufflenetv2_0.5x': (43, 1.4), 'sfr_shufflenetv2_1.0x': (150, 2.3)
 
 @pytest.mark.parametrize('name', sorted(PAPER))
 def test_flops_and_params_match_the_paper(name):
-    r = config_complexity(Config.fromfile(f'configs/imagenet/{name}.py'), with_mmengine=False)
+    cfg = Config.fromfile(osp.join(ROOT, f'configs/imagenet/{name}.py'))
+    r = config_complexity(cfg, with_mmengine=False)
     flops, params = PAPER[name]
     assert r['paper_flops'] / 1e6 == pytest.approx(flops, rel=0.015)
     assert_params_match(r['paper_params'] / 1e6, params)

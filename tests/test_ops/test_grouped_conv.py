@@ -33,11 +33,61 @@ def test_grouped_conv3x3_equals_conv2d(n, h, w, ipg, opg):
 
 def test_grouped_conv3x3_rejects_bad_input():
     y, weight = kernel_inputs(torch.randn(1, 32, 4, 4), torch.randn(8, 4, 3, 3))
-    with pytest.raises(RuntimeError, match='float32 CPU tensors only'):
-        grouped_conv3x3_g8(y.double(), weight.double(), torch.empty(1, 8, 4, 4).double())
-    with pytest.raises(RuntimeError, match='shapes of y, weight and out do not match'):
-        grouped_conv3x3_g8(y, weight, torch.empty(1, 16, 4, 4))
-    with pytest.raises(RuntimeError, match='shapes of y, weight and out do not match'):
-        grouped_conv3x3_g8(y, weight, torch.empty(1, 8, 4, 4).transpose(2, 3))
-    with pytest.raises(RuntimeError, match=r'expected y \(N, H, W, 8 \* ipg\)'):
-        grouped_conv3x3_g8(y.transpose(1, 2), weight, torch.empty(1, 8, 4, 4))
+    out = torch.empty(1, 8, 4, 4)
+    cases = [
+        ((y.double(), weight, out), 'y must be float32, got Double'),
+        ((y, weight.half(), out), 'weight must be float32, got Half'),
+        ((y, weight, out.to('meta')), 'out must be on the CPU, got meta'),
+        ((y, weight[..., :4], out), r'weight must have shape \(opg, 3, 3, ipg, 8\)'),
+        ((y, weight[:, :, :, :0], out), r'weight must have shape .* with opg, ipg > 0'),
+        ((y, weight.transpose(0, 3).contiguous().transpose(0, 3), out),
+         'weight must be contiguous'),
+        ((y[..., :16], weight, out), r'y must have shape \(N, H, W, 8 \* ipg\) = '
+                                     r'\(N, H, W, 32\) for weight \[1, 3, 3, 4, 8\], got '
+                                     r'\[1, 4, 4, 16\]'),
+        ((y.transpose(1, 2), weight, out), r'y must be contiguous \(channels-last'),
+        ((y, weight, torch.empty(1, 16, 4, 4)), r'out must have shape \(N, 8 \* opg, H, W\) = '
+                                                r'\(1, 8, 4, 4\), got \[1, 16, 4, 4\]'),
+        ((y, weight, torch.empty(1, 8, 4, 4).transpose(2, 3)),
+         'out must have stride 1 along W and W along H'),
+    ]
+    for args, message in cases:
+        with pytest.raises(RuntimeError, match=f'grouped_conv3x3_g8: {message}'):
+            grouped_conv3x3_g8(*args)
+
+
+def test_grouped_conv3x3_rejects_out_overlapping_itself():
+    """A zero channel stride makes every output channel the same memory: before the
+    check the kernel wrote them all there, a silently wrong result."""
+    x, wt = torch.randn(1, 32, 4, 4), torch.randn(8, 4, 3, 3)
+    y, weight = kernel_inputs(x, wt)
+    for out in (torch.zeros(1, 1, 4, 4).expand(1, 8, 4, 4),             # channel stride 0
+                torch.zeros(1, 80).as_strided((1, 8, 4, 4), (64, 8, 4, 1))):
+        with pytest.raises(RuntimeError, match='out overlaps itself'):
+            grouped_conv3x3_g8(y, weight, out)
+    images = torch.zeros(2, 1, 4, 4).expand(2, 8, 4, 4).contiguous()
+    with pytest.raises(RuntimeError, match='out overlaps itself'):  # image stride 0
+        grouped_conv3x3_g8(torch.cat([y, y]), weight, images[:1].expand(2, 8, 4, 4))
+
+
+def test_grouped_conv3x3_rejects_out_overlapping_its_inputs():
+    x, wt = torch.randn(1, 32, 4, 4), torch.randn(8, 4, 3, 3)
+    y, weight = kernel_inputs(x, wt)
+    into_y = y.view(-1)[:8 * 16].view(1, 8, 4, 4)                      # y's own memory
+    with pytest.raises(RuntimeError, match='out overlaps y in memory'):
+        grouped_conv3x3_g8(y, weight, into_y)
+    shared = torch.zeros(weight.numel() + 8 * 16)                     # weight, then out
+    w = shared[:weight.numel()].view_as(weight).copy_(weight)
+    with pytest.raises(RuntimeError, match='out overlaps weight in memory'):
+        grouped_conv3x3_g8(y, w, shared[weight.numel() - 8:weight.numel() - 8 + 128].view(
+            1, 8, 4, 4))
+    # next to it, but not overlapping: fine
+    out = shared[weight.numel():].view(1, 8, 4, 4)
+    grouped_conv3x3_g8(y, w, out)
+    torch.testing.assert_close(out, F.conv2d(x, wt, padding=1, groups=8), rtol=1e-5, atol=1e-5)
+
+
+def test_grouped_conv3x3_at_batch_0():
+    y, weight = kernel_inputs(torch.randn(0, 32, 4, 4), torch.randn(8, 4, 3, 3))
+    out = torch.empty(0, 8, 4, 4)
+    assert grouped_conv3x3_g8(y, weight, out) is out

@@ -55,6 +55,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...ops import dense_stage_forward, extension_error
+from .inference_only import InferenceOnly, refuse_autograd
 from .squeeze_excitation import SqueezeExcitation
 
 CHANNELS_LAST = torch.channels_last
@@ -240,8 +241,8 @@ class _FusedSFRLayer(nn.Module):
             # linear, since TorchScript splits a bare addmm into mm + add)
             y = F.linear(x[0].t() if n == 1 else x.transpose(1, 2), self.w1, self.b1)
             y = y.view(n, hw, mid)
-        else:
-            x = x.view(n, G, -1, hw)
+        else:  # sizes spelled out: -1 cannot be inferred at batch 0
+            x = x.view(n, G, x.shape[1] // G, hw)
             if n == 1 and hw <= 1024:  # (G, hw, mid/G): the shuffle copy then reads rows
                 y = torch.baddbmm(self.b1.transpose(1, 2), x[0].transpose(1, 2),
                                   self.w1.transpose(1, 2)).permute(1, 2, 0)
@@ -277,9 +278,9 @@ class _FusedSFRLayer(nn.Module):
             else:
                 react = torch.matmul(self.w3, r.view(n, k // sG, sG, hw).transpose(1, 2))
             if n == 1:  # along dim 0 of a 2-D view: 1.5-2x faster than dim 1 of 3-D
-                feats[0].index_add_(0, self.index3, react.view(-1, hw))
+                feats[0].index_add_(0, self.index3, react.view(self.index3.numel(), hw))
             else:
-                feats.index_add_(1, self.index3, react.view(n, -1, hw))
+                feats.index_add_(1, self.index3, react.view(n, self.index3.numel(), hw))
         return c + k
 
 
@@ -308,12 +309,14 @@ class _FusedStageBody(nn.Module):
         return buf
 
 
-class FusedSFRDenseStage(nn.Module):
+class FusedSFRDenseStage(InferenceOnly, nn.Module):
     """Inference-only form of a deploy-form CondenseNetV2 :class:`DenseStage`.
 
     Built from the deploy form by :func:`mmcnv2.models.fuse_for_inference`
     (not constructed by hand); computes the same function as the stage it
-    replaces, in eval mode only (BN is folded), without autograd.
+    replaces, in eval mode only (BN is folded), without autograd: ``train()``
+    and calls that would need gradients raise ``RuntimeError`` (see
+    :mod:`mmcnv2.models.layers.inference_only`).
 
     The layer loop makes the same ATen calls under every ``backend``; what
     differs is what runs between the calls. At batch 1 a layer on a 7 x 7 map
@@ -378,33 +381,29 @@ class FusedSFRDenseStage(nn.Module):
                 body = torch.jit.script(body)
         self.body = body
         self._extension_args = None  # built on the first 'cpp' call, dropped by _apply
+        self.eval()
 
     @property
     def layers(self) -> nn.ModuleList:
         """The fused layers."""
         return self.body.layers
 
-    def train(self, mode: bool = True):
-        if mode:
-            raise RuntimeError('FusedSFRDenseStage is inference-only (BN is folded); '
-                               'train the training or deploy form instead')
-        return super().train(False)
-
     def _apply(self, *args, **kwargs):
         self._extension_args = None  # .to() / .half() replace the buffers
         return super()._apply(*args, **kwargs)
 
-    @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        refuse_autograd(self, (x, ))
         if x.shape[1] != self.in_channels:
             raise ValueError(f'expected {self.in_channels} input channels, got {x.shape[1]}')
-        if self.backend != 'cpp':
-            return self.body(x)
-        if self._extension_args is None:
-            args = [layer.extension_args() for layer in self.layers]
-            self._extension_args = ([a[0] for a in args], [a[1] for a in args])
-        return dense_stage_forward(x, self.body.downsample, self.out_channels,
-                                   *self._extension_args)
+        with torch.no_grad():
+            if self.backend != 'cpp':
+                return self.body(x)
+            if self._extension_args is None:
+                args = [layer.extension_args() for layer in self.layers]
+                self._extension_args = ([a[0] for a in args], [a[1] for a in args])
+            return dense_stage_forward(x, self.body.downsample, self.out_channels,
+                                       *self._extension_args)
 
 
 def resolve_backend(backend: str) -> str:

@@ -1,6 +1,7 @@
 """Learned group convolution (LGC) of CondenseNet / CondenseNetV2."""
 import torch
 import torch.nn as nn
+from mmcv.cnn import build_norm_layer
 
 from .sparse_conv import SparseConvBase, _new_conv, check_positive_ints
 
@@ -20,7 +21,10 @@ class LearnedGroupConv(SparseConvBase):
     within the group), so that after training each group reads exactly
     ``in_channels / condense_factor`` inputs. The deploy form is
     ``index_select -> BN -> act -> group conv -> channel shuffle`` (Huang et
-    al., CondenseNet, CVPR 2018).
+    al., CondenseNet, CVPR 2018): a BatchNorm (per channel) is condensed with
+    the inputs it normalises. A norm whose statistics span channels (e.g.
+    GroupNorm) must see every input, so there the deploy form is ``norm ->
+    act -> index_select -> group conv -> channel shuffle``.
 
     Args:
         in_channels (int): Input channels ``I``; divisible by ``condense_factor``.
@@ -60,8 +64,13 @@ class LearnedGroupConv(SparseConvBase):
             raise ValueError(f'out_channels ({out_channels}) must be divisible by groups ({groups})')
         kept = in_channels * groups // condense_factor
         super().__init__(in_channels, out_channels, kernel_size, condense_factor, groups,
-                         kept if deploy else in_channels, norm_cfg, act_cfg, deploy)
+                         in_channels, norm_cfg, act_cfg, deploy)
+        #: Whether the deploy form selects its inputs before the norm (a BatchNorm,
+        #: condensed with them) or after it (a norm whose statistics span channels).
+        self.select_before_norm = isinstance(self.norm, nn.modules.batchnorm._BatchNorm)
         if deploy:
+            if self.select_before_norm:
+                self.norm = build_norm_layer(norm_cfg, kept)[1]
             self.conv = _new_conv(kept, out_channels, kernel_size, groups)
             self.register_buffer('index', torch.zeros(kept, dtype=torch.long))
         else:
@@ -73,13 +82,17 @@ class LearnedGroupConv(SparseConvBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.deploy:
-            x = self.act(self.norm(x.index_select(1, self.index)))
+            if self.select_before_norm:
+                x = self.act(self.norm(x.index_select(1, self.index)))
+            else:
+                x = self.act(self.norm(x)).index_select(1, self.index)
             return channel_shuffle(self.conv(x), self.groups)
         return self._masked_conv(self.act(self.norm(x)))
 
     @torch.no_grad()
     def switch_to_deploy(self):
-        """Condense into ``index_select -> BN -> act -> group conv -> shuffle``."""
+        """Condense into ``index_select -> BN -> act -> group conv -> shuffle`` (other
+        norms: ``norm -> act -> index_select -> group conv -> shuffle``)."""
         self._check_convertible()
         G, O = self.groups, self.out_channels
         keep = self.group_keep()                                   # (G, I)
@@ -95,7 +108,8 @@ class LearnedGroupConv(SparseConvBase):
             2, cols.reshape(G, O // G, per_group, 1, 1).expand(-1, -1, -1, *weight.shape[2:]))
         conv = _new_conv(index.numel(), O, self.kernel_size, G).to(weight)
         conv.weight.copy_(new_weight.reshape(O, per_group, *weight.shape[2:]))
-        self.norm = _select_norm(self.norm, index)
+        if self.select_before_norm:
+            self.norm = _select_norm(self.norm, index)
         self.conv = conv
         del self.mask, self.stage
         self.register_buffer('index', index.to(weight.device))
