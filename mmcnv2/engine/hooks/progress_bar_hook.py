@@ -89,7 +89,8 @@ class ProgressBarHook(Hook):
         bar = self._bars.get(phase)
         if bar is None:
             return
-        if loss is not None:
+        if loss is not None:  # the training loss still holds its graph: read it detached
+            loss = loss.detach() if hasattr(loss, 'detach') else loss
             bar.set_postfix(loss=f'{float(loss):.4f}', refresh=False)
         bar.update(1)
         if bar.n >= bar.total:
