@@ -163,7 +163,7 @@ def next_commands(kind: str, result: dict) -> List[str]:
             '# detect trees in your own images (files or folders; here the val tiles)\n'
             f'{tool("infer.py")} {config} {deploy} {val} --out-dir {out("infer")} {as_deploy}',
             '# COCO metrics of the deploy checkpoint\n'
-            f'{tool("test.py")} {config} {deploy} {as_deploy}',
+            f'{tool("test.py")} {config} {deploy} --work-dir {out("test")} {as_deploy}',
             '# export the backbone to ONNX (checked against PyTorch in onnxruntime)\n'
             f'{tool("export_onnx.py")} {config} {deploy} {out("trees.onnx")} --shape 400 400',
             '# accuracy per FLOP against ShuffleNetV2 / MobileNetV2 on these trees '
@@ -176,7 +176,8 @@ def next_commands(kind: str, result: dict) -> List[str]:
     return [
         '# export the classifier to ONNX (checked against PyTorch in onnxruntime)\n'
         f'{tool("export_onnx.py")} {config} {deploy} {out("digits.onnx")} --shape 32 32',
-        f'# accuracy of the deploy checkpoint\n{tool("test.py")} {config} {deploy} {as_deploy}',
+        '# accuracy of the deploy checkpoint\n'
+        f'{tool("test.py")} {config} {deploy} --work-dir {out("test")} {as_deploy}',
         '# accuracy per FLOP against ShuffleNetV2 / MobileNetV2 on these digits '
         '(4 trainings as long as this one)\n'
         f'{tool("compare.py")} --tasks cls --seeds 0 --out-dir {out("compare")}',

@@ -113,3 +113,4 @@ def test_next_commands_printed_by_the_demo_run_as_written(trained, monkeypatch):
     test = parsed['test.py']
     assert osp.samefile(test.checkpoint, result['deploy_checkpoint'])
     assert test.cfg_options == {'model.backbone.deploy': True}
+    assert osp.dirname(test.work_dir) == work_dir  # not ./work_dirs of wherever it runs
