@@ -49,5 +49,6 @@ test_cfg = dict()
 custom_hooks = [dict(type='SparsifyHook', end_progress=0.5)]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=15),
+    progress=dict(type='ProgressBarHook'),
     checkpoint=dict(type='AtomicCheckpointHook', interval=4, max_keep_ckpts=1, save_last=True))
 randomness = dict(seed=0, deterministic=True)

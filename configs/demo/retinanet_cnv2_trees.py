@@ -80,9 +80,11 @@ param_scheduler = [
          eta_min=2e-5, convert_to_iter_based=True),
 ]
 
-custom_hooks = [dict(type='SparsifyHook', end_progress=0.5, convert_at_end=True)]
+custom_hooks = [dict(type='SparsifyHook', end_progress=0.5, convert_at_end=True,
+                     flops_input_shape=(3, 400, 400))]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=11),
+    progress=dict(type='ProgressBarHook'),
     checkpoint=dict(type='AtomicCheckpointHook', interval=max_epochs, max_keep_ckpts=1))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)

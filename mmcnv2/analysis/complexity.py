@@ -26,7 +26,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..models.layers import SparseConvBase
 
 _ELEMENTWISE_OPS = {nn.ReLU: 1, nn.ReLU6: 1, nn.Hardswish: 1, nn.Sigmoid: 2}
-_FREE = (_BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.Identity, nn.Dropout, nn.MaxPool2d)
+# an empty nn.Sequential (e.g. a dense block of depth 0) is a leaf and the identity
+_FREE = (_BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.Identity, nn.Dropout, nn.MaxPool2d,
+         nn.Sequential)
 #: Free too, by type name (mmcv's op, imported only where a detector needs it): RoIAlign
 #: samples features, as the index operations the paper's rules do not count.
 _FREE_NAMES = ('RoIAlign', )

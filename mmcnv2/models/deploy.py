@@ -115,8 +115,8 @@ def fuse_for_inference(model: nn.Module, dense_below: Optional[int] = None,
     root.eval()
     for parent in list(root.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, DenseStage) and all(
-                    hasattr(layer, 'sfr') for layer in child.layers):
+            if isinstance(child, DenseStage) and len(child.layers) and all(
+                    hasattr(layer, 'sfr') for layer in child.layers):  # depth 0: nothing to fuse
                 setattr(parent, name, FusedSFRDenseStage(
                     child, FusedSFRDenseStage.DENSE_BELOW if dense_below is None else dense_below,
                     backend=backend))

@@ -72,3 +72,45 @@ def test_mmdet_own_train_script_accepts_our_config(tmp_path):
     assert osp.exists(script)
     run([sys.executable, script, CONFIG, '--work-dir', str(tmp_path), '--cfg-options', *TINY])
     assert osp.exists(tmp_path / 'epoch_1.pth')
+
+
+def test_next_commands_printed_by_the_demo_run_as_written(trained, monkeypatch):
+    """The demo's 'next' commands run as printed, from the directory the demo ran in: inference
+    and the ONNX export for real on the demo's checkpoints; testing (run above with the same
+    arguments), the comparison and the benchmark (hours of work) through their tools' own
+    argument parsers."""
+    import runpy
+    import shlex
+
+    from mmcnv2.apis.demo import DEMOS, next_commands
+    work_dir, _ = trained
+    result = dict(root=ROOT, config=osp.join(ROOT, DEMOS['det']['config']), work_dir=work_dir,
+                  checkpoint=osp.join(work_dir, 'epoch_1.pth'),
+                  deploy_checkpoint=osp.join(work_dir, 'epoch_1_deploy.pth'))
+    commands = {}
+    for entry in next_commands('det', result):
+        comment, command = entry.splitlines()
+        assert comment.startswith('# ')
+        python, tool, *args = shlex.split(command)
+        assert osp.samefile(python, sys.executable) and osp.isfile(tool), command
+        commands[osp.basename(tool)] = command, tool, args
+    assert sorted(commands) == ['benchmark.py', 'compare.py', 'export_onnx.py', 'infer.py',
+                                'test.py']
+    logs = {}
+    for name in ('infer.py', 'export_onnx.py'):
+        proc = subprocess.run(commands[name][0], shell=True, capture_output=True, text=True,
+                              timeout=900, env=dict(os.environ, OMP_NUM_THREADS='1'))
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        logs[name] = proc.stdout + proc.stderr
+    assert len(os.listdir(osp.join(work_dir, 'infer', 'vis'))) == 10  # every val tile
+    assert osp.getsize(osp.join(work_dir, 'trees.onnx')) > 0
+    assert 'onnxruntime vs PyTorch' in logs['export_onnx.py']
+    parsed = {}
+    for name in ('test.py', 'compare.py', 'benchmark.py'):
+        _, tool, args = commands[name]
+        monkeypatch.setattr(sys, 'argv', [tool, *args])
+        parsed[name] = runpy.run_path(tool)['parse_args']()  # exits on an unknown flag or choice
+    test = parsed['test.py']
+    assert osp.samefile(test.checkpoint, result['deploy_checkpoint'])
+    assert test.cfg_options == {'model.backbone.deploy': True}
+    assert osp.dirname(test.work_dir) == work_dir  # not ./work_dirs of wherever it runs

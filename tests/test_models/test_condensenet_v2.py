@@ -170,3 +170,37 @@ def test_norm_cfg_switches_to_syncbn_and_gn_and_condenses():
         assert model.eval()(torch.randn(1, 3, 64, 64))[0].shape == (1, 800, 2, 2)
     gn = CondenseNetV2('a', norm_cfg=dict(type='GN', num_groups=4))
     assert any(isinstance(m, torch.nn.GroupNorm) for m in gn.modules())
+
+
+def test_block_of_depth_zero_passes_the_stem_through_in_every_form():
+    """A first block of depth 0 (the detection demo's: no dense layer at stride 2) outputs the
+    stem's features; training, deploy and fused forms agree and the paper count adds nothing
+    for it (the stem conv's 3*16*9 multiply-adds per output pixel, then the blocks after it)."""
+    import copy
+
+    from mmcnv2.analysis import paper_complexity
+    from mmcnv2.models import fuse_for_inference
+    arch = dict(depths=(0, 1, 2), growth_rates=(8, 8, 16), condense_factor=4, sparse_factor=4,
+                groups=4, bottleneck=4, stem_stride=2, hswish_from=2, se_from=2)
+    model = CondenseNetV2(arch, out_indices=(0, 1, 2))
+    assert model.out_channels == (16, 24, 56)
+    sparsify_all(model, 1.0)
+    randomize_bn(model).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        assert torch.equal(ref[0], model.stem(x))  # the last stage's BN-ReLU is not in stage 0
+        deploy = copy.deepcopy(model)
+        deploy.switch_to_deploy()
+        fused = fuse_for_inference(copy.deepcopy(deploy))
+        for form in (deploy, fused):
+            for a, b in zip(ref, form(x)):
+                torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    one_layer = CondenseNetV2(dict(arch, depths=(1, 1, 2)), deploy=True).eval()
+    flops0, _ = paper_complexity(deploy, (3, 64, 64))
+    flops1, _ = paper_complexity(one_layer, (3, 64, 64))
+    assert flops0 < flops1
+    stem = 3 * 16 * 9 * 32 * 32
+    no_stage0 = copy.deepcopy(deploy)
+    no_stage0.stages[0] = torch.nn.Identity()
+    assert flops0 == paper_complexity(no_stage0, (3, 64, 64))[0] and flops0 > stem
