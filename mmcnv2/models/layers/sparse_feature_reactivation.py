@@ -1,4 +1,6 @@
 """Sparse feature reactivation (SFR) of CondenseNetV2."""
+from typing import Tuple
+
 import torch
 import torch.nn.functional as F
 
@@ -22,12 +24,11 @@ class SparseFeatureReactivation(SparseConvBase):
     outputs are summed into their target old channels with ``index_add``
     (a LongTensor ``index``, never a dense 0/1 matrix). Several groups may
     update the same old channel, so ``index`` repeats entries. ONNX export
-    (``torch.onnx.export``, either exporter) therefore writes the sum as a
-    gather instead: ONNX Runtime runs a scatter-add with repeated indices on
-    several threads without synchronisation and loses updates. Row ``k`` of
-    the non-persistent buffer ``gather_index`` lists, for every old channel,
-    the position of its ``k``-th increment, or ``kept`` (a zero channel) when
-    it has fewer; it is derived from ``index`` whenever ``index`` is set
+    (``torch.onnx.export``, either exporter) therefore writes the sum with
+    gathers instead (:func:`reactivation_layout`): ONNX Runtime runs a
+    scatter-add with repeated indices on several threads without
+    synchronisation and loses updates. The layout is held in non-persistent
+    buffers derived from ``index`` whenever ``index`` is set
     (:meth:`switch_to_deploy`, loading a state dict).
 
     Args:
@@ -70,9 +71,7 @@ class SparseFeatureReactivation(SparseConvBase):
             kept = out_channels * groups // sparse_factor
             self.conv = _new_conv(in_channels, kept, kernel_size, groups)
             self.register_buffer('index', torch.zeros(kept, dtype=torch.long))
-            # set with ``index`` by ``load_state_dict``; empty until then
-            self.register_buffer('gather_index', torch.zeros(0, out_channels, dtype=torch.long),
-                                 persistent=False)
+            self._set_export_layout()  # again when load_state_dict sets ``index``
         else:
             self.conv = _new_conv(in_channels, out_channels, kernel_size, 1)
             self._init_training_state()
@@ -92,16 +91,23 @@ class SparseFeatureReactivation(SparseConvBase):
             x = self._gather_groups(x)
         return self.conv(x)
 
+    def _set_export_layout(self):
+        order, placement, self.export_rounds = reactivation_layout(self.index, self.out_channels)
+        self.register_buffer('export_order', order.to(self.index), persistent=False)
+        self.register_buffer('export_placement', placement.to(self.index), persistent=False)
+
     def _gathered_increment(self, new: torch.Tensor) -> torch.Tensor:
-        """Deploy form for export: the increments summed per old channel, gathered
-        through ``gather_index`` (no scatter, see the class docstring)."""
-        rounds, out_channels = self.gather_index.shape
-        if rounds == 0:
-            raise RuntimeError('SparseFeatureReactivation: gather_index is not set; a deploy-form '
-                               'layer gets it from load_state_dict or switch_to_deploy')
-        inc = F.pad(self._increment(new), (0, 0, 0, 0, 0, 1))  # channel ``kept`` is zero
-        gathered = inc.index_select(1, self.gather_index.flatten())
-        return gathered.unflatten(1, (rounds, out_channels)).sum(1)
+        """Deploy form for export: the increments summed per old channel with gathers,
+        slices and adds in the layout of :func:`reactivation_layout` (no scatter)."""
+        inc = self._increment(new).index_select(1, self.export_order)
+        total = inc[:, :self.export_rounds[0]]
+        start = self.export_rounds[0]
+        for size in self.export_rounds[1:]:
+            total = torch.cat([total[:, :size] + inc[:, start:start + size], total[:, size:]], 1)
+            start += size
+        if self.export_rounds[0] < self.out_channels:  # channels without increment read 0
+            total = F.pad(total, (0, 0, 0, 0, 0, 1))
+        return total.index_select(1, self.export_placement)
 
     def forward(self, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
         """Return ``old`` with the increments computed from ``new`` added."""
@@ -138,36 +144,58 @@ class SparseFeatureReactivation(SparseConvBase):
         self.conv = conv
         del self.mask, self.stage
         self.register_buffer('index', index.to(weight.device))
-        self.register_buffer('gather_index', gather_index(index, self.out_channels).to(index),
-                             persistent=False)
+        self._set_export_layout()
         self.deploy = True
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         if self.deploy and prefix + 'index' in state_dict:
-            self.gather_index = gather_index(self.index, self.out_channels).to(self.index)
+            self._set_export_layout()
 
 
-def gather_index(index: torch.Tensor, num_targets: int) -> torch.Tensor:
-    """The sum ``out.index_add_(1, index, src)`` written as a gather without repeats.
+def reactivation_layout(index: torch.Tensor, num_targets: int) -> Tuple[torch.Tensor,
+                                                                       torch.Tensor, tuple]:
+    """``out.index_add(1, index, src)`` as gathers and adds without repeated indices.
 
-    Returns a ``(rounds, num_targets)`` LongTensor, ``rounds`` the largest number
-    of times a target occurs in ``index`` (at least 1): row ``k``, column ``c``
-    is the position in ``index`` of the ``k``-th occurrence of ``c`` (in order),
-    or ``len(index)`` if ``c`` occurs at most ``k`` times. With ``src`` padded by
-    a zero slice at position ``len(index)``, the sum over ``k`` of
-    ``src[:, table[k]]`` is what ``index_add`` adds.
+    Targets are ranked by how often they occur in ``index``, most first. Round
+    ``k`` adds the ``k``-th occurrence of the targets that occur more than
+    ``k`` times, ``rounds[k]`` of them, a prefix of that ranking. With
+    ``src = src.index_select(1, order)`` the rounds are consecutive slices of
+    ``src``, summed into ``total`` (the first round's width) by slicing;
+    ``total``, padded with one zero slice, indexed by ``placement`` gives the
+    increment of every target in target order.
+
+    Args:
+        index (torch.Tensor): 1-D LongTensor of targets in ``[0, num_targets)``.
+        num_targets (int): Size of the target axis.
+
+    Returns:
+        tuple: ``order`` (a permutation of ``range(len(index))``),
+        ``placement`` (``num_targets`` entries; ``rounds[0]`` for a target
+        that never occurs) and ``rounds`` (a tuple of ints summing to
+        ``len(index)``).
 
     Example:
-        >>> gather_index(torch.tensor([2, 0, 2]), 4)
-        tensor([[1, 3, 0, 3],
-                [3, 3, 2, 3]])
+        >>> order, placement, rounds = reactivation_layout(torch.tensor([2, 0, 2]), 4)
+        >>> order.tolist(), placement.tolist(), rounds
+        ([0, 1, 2], [1, 2, 0, 2], (2, 1))
+        >>> src = torch.tensor([[10., 20., 30.]])
+        >>> total = src[:, order][:, :2]
+        >>> total[:, :1] += src[:, order][:, 2:]
+        >>> torch.cat([total, torch.zeros(1, 1)], 1)[:, placement]
+        tensor([[20.,  0., 40.,  0.]])
     """
     index = index.cpu()
     counts = torch.bincount(index, minlength=num_targets)
-    order = torch.argsort(index, stable=True)                 # positions grouped by target
-    first = counts.cumsum(0) - counts                          # where each target's run starts
-    rank = torch.arange(index.numel()) - first[index[order]]   # occurrence number
-    table = torch.full((max(int(counts.max()), 1), num_targets), index.numel(), dtype=torch.long)
-    table[rank, index[order]] = order
-    return table
+    ranking = torch.argsort(-counts, stable=True)              # most occurrences first
+    rank_of = torch.empty_like(ranking)
+    rank_of[ranking] = torch.arange(num_targets)
+    by_target = torch.argsort(index, stable=True)              # occurrences, in order
+    first = counts.cumsum(0) - counts
+    occurrence = torch.empty_like(index)
+    occurrence[by_target] = torch.arange(index.numel()) - first[index[by_target]]
+    order = torch.argsort(occurrence * num_targets + rank_of[index])
+    rounds = tuple(torch.bincount(occurrence).tolist())
+    placement = torch.full((num_targets, ), rounds[0], dtype=torch.long)
+    placement[ranking[:rounds[0]]] = torch.arange(rounds[0])
+    return order, placement, rounds
