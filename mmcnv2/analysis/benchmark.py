@@ -300,8 +300,8 @@ def _classifier_forward(model):
 
 def export_for_timing(model: nn.Module, x: torch.Tensor, path: str, legacy: bool) -> float:
     """Export ``model(x, mode='tensor')`` to ONNX; return the max abs difference of
-    onnxruntime against PyTorch. The legacy exporter is quick but mis-exports
-    ``index_add`` with repeated indices (the SFR), so ours use the dynamo exporter."""
+    onnxruntime against PyTorch. The legacy exporter is quick; ours use the dynamo
+    exporter, as ``tools/export_onnx.py`` does."""
     import warnings
 
     import onnxruntime as ort

@@ -1,7 +1,9 @@
 """ONNX export of deploy-form classifiers and backbones (``tools/export_onnx.py``)."""
 import copy
+import os
+import os.path as osp
 import warnings
-from typing import Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -58,15 +60,20 @@ def build_deploy_model(config: str, checkpoint: str, cfg_options: Optional[dict]
 
 def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence[int]] = None,
                 backbone_only: Optional[bool] = None, verify: bool = True,
-                cfg_options: Optional[dict] = None) -> dict:
+                cfg_options: Optional[dict] = None,
+                verify_batch_sizes: Sequence[int] = (1, 4)) -> dict:
     """Export the deploy form of a trained model to ONNX and check it in onnxruntime.
 
     An mmpretrain classifier exports its logits (``mode='tensor'``); an mmdet
     detector (or ``backbone_only=True``) exports its backbone's feature maps,
-    outputs ``feat0``, ``feat1``, ... The batch axis is dynamic. The
-    exporter is torch's dynamo exporter: the TorchScript one turns the SFR's
-    ``index_add`` with repeated indices into a scatter that keeps only one of
-    them (wrong outputs).
+    outputs ``feat0``, ``feat1``, ... The input size is fixed, the batch axis
+    dynamic. ``out`` is one self-contained file (weights inside) and its folder
+    is created; a model over ONNX's 2 GB limit would get its weights in
+    a ``.data`` file beside it (``files`` lists what was written). The
+    exporter is torch's dynamo exporter. The SFR's sum over repeated channel
+    indices is exported as a gather (see
+    :class:`~mmcnv2.models.layers.SparseFeatureReactivation`); a graph with a
+    scatter that may repeat indices is refused (:func:`unsafe_scatter_nodes`).
 
     Args:
         config (str): The model's config (mmpretrain or mmdet).
@@ -77,23 +84,27 @@ def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence
             for classifiers, 800 x 1333 for detectors.
         backbone_only (bool, optional): Export the backbone's feature maps;
             default: True for detectors, False for classifiers.
-        verify (bool): Run the file in onnxruntime on a random input and
-            require a max abs difference to PyTorch of at most 1e-4.
+        verify (bool): Check the file with :func:`verify_onnx` at
+            ``verify_batch_sizes``, ORT's default threading and 1 thread.
         cfg_options (dict, optional): Overrides for the config.
+        verify_batch_sizes (Sequence[int]): Batch sizes of the check.
 
     Returns:
-        dict: ``out``, ``input_shape``, ``output_names`` and, if verified,
-        ``max_abs_diff``.
+        dict: ``out``, ``files``, ``input_shape``, ``output_names`` and, if
+        verified, ``max_rel_diff``.
 
     Raises:
         ValueError: on a bad ``shape`` or a checkpoint that has not finished
-            sparsifying; RuntimeError when onnxruntime disagrees with PyTorch.
+            sparsifying; RuntimeError when the graph holds an unsafe scatter or
+            onnxruntime disagrees with PyTorch.
 
     Example:
         >>> export_onnx('configs/imagenet/cnv2_a.py', 'cnv2_a_deploy.pth',
         ...             'cnv2_a.onnx')  # doctest: +SKIP
-        {'out': 'cnv2_a.onnx', 'input_shape': [1, 3, 224, 224], ...}
+        {'out': 'cnv2_a.onnx', 'files': ['cnv2_a.onnx'], 'input_shape': [1, 3, 224, 224], ...}
     """
+    import onnx
+
     is_detector = load_config(config, cfg_options).default_scope == 'mmdet'
     if backbone_only is None:
         backbone_only = is_detector
@@ -104,38 +115,151 @@ def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence
         shape = (800, 1333) if is_detector else (224, 224)
     if len(shape) != 2 or not all(isinstance(s, int) and s >= 32 for s in shape):
         raise ValueError(f'shape must be two ints (H, W), each >= 32, got {tuple(shape)!r}')
+    if not verify_batch_sizes or not all(isinstance(b, int) and b >= 1
+                                         for b in verify_batch_sizes):
+        raise ValueError('verify_batch_sizes must be a non-empty sequence of ints >= 1, got '
+                         f'{verify_batch_sizes!r}')
     model, _ = build_deploy_model(config, checkpoint, cfg_options)
     wrapper = _TensorOutputs(model, backbone_only).eval()
     x = torch.randn(1, 3, *shape)
     with torch.no_grad():
         ref = wrapper(x)
-    refs = list(ref) if isinstance(ref, (tuple, list)) else [ref]
-    names = [f'feat{i}' for i in range(len(refs))] if backbone_only else ['logits']
+    num_outputs = len(ref) if isinstance(ref, (tuple, list)) else 1
+    names = [f'feat{i}' for i in range(num_outputs)] if backbone_only else ['logits']
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
+        # external_data=False: one file, unless the model exceeds ONNX's 2 GB limit
         torch.onnx.export(wrapper, (x, ), out, input_names=['inputs'], output_names=names,
                           dynamic_shapes={'inputs': {0: torch.export.Dim('batch', max=1024)}},
-                          dynamo=True)
-    result = dict(out=out, input_shape=list(x.shape), output_names=names)
+                          dynamo=True, external_data=False)
+    graph = onnx.load(out, load_external_data=False)
+    external = {e.value for t in graph.graph.initializer
+                if t.data_location == onnx.TensorProto.EXTERNAL
+                for e in t.external_data if e.key == 'location'}
+    files = [out] + sorted(osp.join(osp.dirname(out), f) for f in external)
+    unsafe = unsafe_scatter_nodes(graph)
+    if unsafe:
+        raise RuntimeError(f'{out}: the exported graph holds scatters that may repeat indices '
+                           f'(onnxruntime is not thread-safe for them): {unsafe}')
+    result = dict(out=out, files=files, input_shape=list(x.shape), output_names=names)
     if verify:
-        result['max_abs_diff'] = verify_onnx(out, x, refs)
+        result['max_rel_diff'] = verify_onnx(out, wrapper,
+                                             [(b, 3, *shape) for b in verify_batch_sizes])
     return result
 
 
-def verify_onnx(path: str, x: torch.Tensor, refs: Sequence[torch.Tensor],
-                atol: float = 1e-4) -> float:
-    """Run ``path`` in onnxruntime on ``x``; return the max abs difference to ``refs``.
+def unsafe_scatter_nodes(model) -> List[str]:
+    """Names of the scatter nodes of an ONNX graph that may repeat an index.
+
+    ``ScatterND``, ``ScatterElements`` and ``Scatter`` leave repeated indices
+    undefined without a reduction, and onnxruntime's CPU kernels for them
+    split the updates over threads without synchronisation, so a repeated
+    index loses updates at random. A scatter is safe only with constant
+    indices (an initializer or ``Constant``) that repeat nothing.
+
+    Args:
+        model (onnx.ModelProto): The graph (subgraphs are searched too).
+
+    Returns:
+        list[str]: ``'name (op_type)'`` of every unsafe node; empty if none.
+
+    Example:
+        >>> import numpy as np
+        >>> from onnx import helper, numpy_helper
+        >>> def scatter(index):
+        ...     init = numpy_helper.from_array(np.array(index, dtype=np.int64), 'idx')
+        ...     node = helper.make_node('ScatterND', ['x', 'idx', 'u'], ['y'], 's',
+        ...                             reduction='add')
+        ...     return helper.make_model(helper.make_graph([node], 'g', [], [], [init]))
+        >>> unsafe_scatter_nodes(scatter([[0], [2]])), unsafe_scatter_nodes(scatter([[0], [0]]))
+        ([], ['s (ScatterND)'])
+    """
+    import numpy as np
+    from onnx import numpy_helper
+
+    def walk(graph, constants):
+        constants = dict(constants)
+        constants.update((t.name, numpy_helper.to_array(t)) for t in graph.initializer)
+        unsafe = []
+        for node in graph.node:
+            if node.op_type == 'Constant' and node.attribute[0].name == 'value':
+                constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+            if node.op_type in ('ScatterND', 'ScatterElements', 'Scatter'):
+                index = constants.get(node.input[1])
+                if index is None:
+                    repeats = True
+                elif node.op_type == 'ScatterND':
+                    rows = index.reshape(-1, index.shape[-1])
+                    repeats = len(np.unique(rows, axis=0)) < len(rows)
+                else:
+                    axis = next((a.i for a in node.attribute if a.name == 'axis'), 0)
+                    repeats = bool((np.diff(np.sort(index, axis=axis), axis=axis) == 0).any())
+                if repeats:
+                    unsafe.append(f'{node.name} ({node.op_type})')
+            for attr in node.attribute:  # If / Loop / Scan bodies
+                for sub in ([attr.g] if attr.HasField('g') else []) + list(attr.graphs):
+                    unsafe += walk(sub, constants)
+        return unsafe
+
+    return walk(model.graph, {})
+
+
+def verify_onnx(path: str, reference: Callable, input_shapes: Sequence[Sequence[int]],
+                rtol: float = 1e-4, intra_op_threads: Sequence[int] = (0, 1)) -> float:
+    """Check an ONNX file against the PyTorch module it was exported from.
+
+    Each of ``input_shapes`` gets a random normal input; every output of
+    onnxruntime (CPU) must match ``reference``'s within ``rtol`` relative to
+    that output's largest magnitude, ``max|ort - torch| <= rtol * max|torch|``,
+    in a session with each of ``intra_op_threads`` threads (0: onnxruntime's
+    default, one per physical core). Several batch sizes and threads find
+    kernels that are not thread-safe; the relative measure keeps rounding of
+    large activations from failing a correct graph.
+
+    Args:
+        path (str): The ``.onnx`` file; its one input takes ``(N, 3, H, W)``.
+        reference (Callable): The module, ``reference(x)`` giving a tensor or
+            a tuple/list of tensors in the graph's output order.
+        input_shapes (Sequence[Sequence[int]]): Input shapes to try.
+        rtol (float): Largest relative difference allowed.
+        intra_op_threads (Sequence[int]): ``intra_op_num_threads`` settings.
+
+    Returns:
+        float: The largest relative difference seen.
 
     Raises:
-        RuntimeError: if it exceeds ``atol``.
+        RuntimeError: naming the shape, threads and output that differ.
     """
     import onnxruntime as ort
 
-    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
-    outs = session.run(None, {session.get_inputs()[0].name: x.numpy()})
-    if len(outs) != len(refs):
-        raise RuntimeError(f'{path}: {len(outs)} outputs, PyTorch gives {len(refs)}')
-    diff = max(float(abs(o - r.numpy()).max()) for o, r in zip(outs, refs))
-    if diff > atol:
-        raise RuntimeError(f'{path}: onnxruntime differs from PyTorch by {diff:.3g} > {atol}')
-    return diff
+    generator = torch.Generator().manual_seed(0)
+    cases = []
+    for shape in input_shapes:
+        x = torch.randn(*shape, generator=generator)
+        with torch.no_grad():
+            ref = reference(x)
+        cases.append((x.numpy(), [r.numpy() for r in (ref if isinstance(ref, (tuple, list))
+                                                       else [ref])]))
+    worst = 0.0
+    for threads in intra_op_threads:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        names = [o.name for o in session.get_outputs()]
+        for x, refs in cases:
+            outs = session.run(None, {session.get_inputs()[0].name: x})
+            if len(outs) != len(refs):
+                raise RuntimeError(f'{path}: {len(outs)} outputs, PyTorch gives {len(refs)}')
+            for name, o, r in zip(names, outs, refs):
+                if o.shape != r.shape:
+                    raise RuntimeError(f'{path}: output {name} has shape {o.shape}, PyTorch '
+                                       f'{r.shape} (input {list(x.shape)})')
+                rel = float(abs(o - r).max() / max(float(abs(r).max()), 1e-12))
+                worst = max(worst, rel)
+                if not rel <= rtol:
+                    raise RuntimeError(
+                        f'{path}: onnxruntime ({threads or "default"} intra-op threads) differs '
+                        f'from PyTorch on input {list(x.shape)}, output {name}: max|diff| / '
+                        f'max|PyTorch| = {rel:.3g} > rtol={rtol}')
+    return worst

@@ -119,8 +119,9 @@ class ShuffleUnit(nn.Module):
         pairs = x.view(n, c // 2, 2, h, w)
         kept, new = pairs[:, :, 0], pairs[:, :, 1]
         new = self.branch_main(new)
-        if self.sfr is not None and self.sfr.deploy and not torch.is_grad_enabled():
-            # inference: reactivate inside the concatenation, saving a copy of the kept half
+        if (self.sfr is not None and self.sfr.deploy and not torch.is_grad_enabled()
+                and not torch.onnx.is_in_onnx_export()):
+            # eager inference: reactivate inside the concatenation, saving a copy of the kept half
             out = torch.cat([kept, new], dim=1)
             self.sfr.add_increment_(new, out[:, :c // 2])
             return out
