@@ -334,6 +334,25 @@ def _ort_session(path: str, threads: int):
     return ort.InferenceSession(path, opts, providers=['CPUExecutionProvider'])
 
 
+class StepLog:
+    """Progress lines ``[phase k/N] message`` over a phase of ``N`` known steps.
+
+    Example:
+        >>> lines = []
+        >>> step = StepLog(lines.append, 'build', 2)
+        >>> step('building A'); step('building B')
+        >>> lines
+        ['[build 1/2] building A', '[build 2/2] building B']
+    """
+
+    def __init__(self, log: Callable[[str], None], phase: str, total: int):
+        self.log, self.phase, self.total, self.done = log, phase, total, 0
+
+    def __call__(self, message: str):
+        self.done += 1
+        self.log(f'[{self.phase} {self.done}/{self.total}] {message}')
+
+
 def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Sequence[int] = (1, 8),
                   size: int = 224, forms: Sequence[str] = FORMS,
                   models: Optional[Sequence[str]] = None, detectors: bool = True,
@@ -364,7 +383,8 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
             5 passes after 3 warm-up ones).
         malloc (str): ``'retain'`` or ``'default'``, see
             :func:`set_malloc_policy`; applied before anything is built.
-        log (callable): Progress messages.
+        log (callable): Progress messages; each step of a phase (building,
+            PyTorch rounds, ONNX exports, detectors) says ``k/N`` of it.
 
     Returns:
         dict: ``machine``, ``settings`` and ``rows`` (see :class:`Row`).
@@ -379,8 +399,10 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
     malloc = set_malloc_policy(malloc)
     log(f'malloc: {malloc}')
     entries = []  # (name, form, module, peer)
+    peer_names = [p for p in PEERS if models is None or p in {OURS[n][1] for n in names}]
+    step = StepLog(log, 'build', len(names) + len(peer_names))
     for name in names:
-        log(f'building {name}')
+        step(f'building {name}')
         built = build_ours(OURS[name][0], root)
         if 'fused' in forms:
             built['fused'] = fuse_for_inference(copy.deepcopy(built['deploy']))
@@ -391,18 +413,19 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
         for form in forms:
             if form in built:
                 entries.append((name, form, built[form], OURS[name][1]))
-    peer_names = [p for p in PEERS if models is None or p in {OURS[n][1] for n in names}]
     for name in peer_names:
-        log(f'building {name}')
+        step(f'building {name}')
         peer = build_peer(name)
         entries.append((name, 'as-is', peer, None))
         if name.startswith('ShuffleNetV2'):  # the layout our fused SFR-ShuffleNetV2 uses
             cl = copy.deepcopy(peer).to(memory_format=torch.channels_last)
             entries.append((name, 'channels-last', cl, None))
     rows = []
+    step = StepLog(log, 'pytorch', len(threads) * len(batches))
     for t in threads:
         torch.set_num_threads(t)
         for b in batches:
+            step(f'timing {len(entries)} models round-robin, threads={t} batch={b}')
             x = torch.randn(b, 3, size, size)
             fwds = [_classifier_forward(module) for _, _, module, _ in entries]
             with torch.inference_mode():
@@ -416,9 +439,10 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
             todo = [(n, 'deploy', m, p) for n, f, m, p in entries if f == 'deploy' and n in onnx]
             todo += [(n, f, m, p) for n, f, m, p in entries
                      if f == 'as-is' and n in {OURS[o][1] for o in onnx if o in OURS}]
+            step = StepLog(log, 'onnx', len(todo))
             for name, form, module, peer in todo:
                 path = osp.join(tmp, f'{name}.onnx')
-                log(f'exporting {name} to ONNX')
+                step(f'exporting {name} to ONNX and timing it')
                 diff = export_for_timing(module, x, path, legacy=peer is None)
                 for t in threads:
                     session = _ort_session(path, t)
@@ -431,17 +455,20 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
         t = max(threads)
         torch.set_num_threads(t)
         det_entries = []
+        step = StepLog(log, 'build detectors', len(DETECTORS) + len(DETECTOR_PEERS))
         for name, (config, peer) in DETECTORS.items():
-            log(f'building {name}')
+            step(f'building {name}')
             for form, module in build_detector(config, root).items():
                 if form in forms:
                     det_entries.append((name, form, module, peer))
         for name, config in DETECTOR_PEERS.items():
-            log(f'building {name}')
+            step(f'building {name}')
             for form, module in build_detector(config, root).items():
                 det_entries.append((name, form, module, None))
         x = torch.randn(1, 3, 800, 1333)
+        step = StepLog(log, 'detectors', len(det_entries))
         for name, form, module, peer in det_entries:
+            step(f'timing {name} {form} at 800x1333')
             fwd = _classifier_forward(module)
             with torch.inference_mode():
                 timing = time_forward(lambda: fwd(x), warmup=2, min_runs=3, max_runs=5,

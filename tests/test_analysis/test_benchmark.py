@@ -89,9 +89,14 @@ def test_python_loop_form_only_for_models_with_dense_stages():
 
 
 def test_tiny_run_pairs_rows_with_their_peer(tmp_path):
-    result = run_benchmark(ROOT, threads=[1], batches=[1], size=64, forms=['deploy', 'fused'],
+    log = []
+    result = run_benchmark(ROOT, threads=[1], batches=[1, 2], size=64, forms=['deploy', 'fused'],
                            models=['SFR-ShuffleNetV2-0.5x'], detectors=False, onnx=(),
-                           budget_s=0.0, malloc='default', log=lambda _: None)
+                           budget_s=0.0, malloc='default', log=log.append)
+    # progress: k of N in every phase (one build of ours and one of its peer, two rounds)
+    steps = [line.split(']')[0] + ']' for line in log if line.startswith('[')]
+    assert steps == ['[build 1/2]', '[build 2/2]', '[pytorch 1/2]', '[pytorch 2/2]']
+    result['rows'] = [r for r in result['rows'] if r.batch == 1]
     got = {(r.model, r.form) for r in result['rows']}
     assert got == {('SFR-ShuffleNetV2-0.5x', 'deploy'), ('SFR-ShuffleNetV2-0.5x', 'fused'),
                    ('ShuffleNetV2-0.5x', 'as-is'), ('ShuffleNetV2-0.5x', 'channels-last')}
