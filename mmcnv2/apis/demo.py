@@ -97,7 +97,8 @@ def run_demo(kind: str, work_dir: str = None, root: str = '.', cfg_options: dict
         dict: ``checkpoint``, ``deploy_checkpoint``, ``forms`` (metrics, FLOPs and
         params of both forms), ``work_dir``, ``config``, ``root``, ``seconds`` (wall time
         of the whole demo) and, for detection, ``picture``; for
-        classification, ``connections`` (the paper's Figures 6/7).
+        classification, ``connections`` (the paper's Figures 6/7) and ``curves``
+        (the sparsification curves, :func:`mmcnv2.analysis.plot_sparsification_curves`).
     """
     if kind not in DEMOS:
         raise ValueError(f"kind must be one of {sorted(DEMOS)}, got {kind!r}")
@@ -117,8 +118,12 @@ def run_demo(kind: str, work_dir: str = None, root: str = '.', cfg_options: dict
                   config=config, root=root)
     if kind == 'cls':  # the paper's Figures 6/7 from the trained (training-form) checkpoint
         from ..analysis.connections import plot_connections
+        from ..analysis.curves import plot_sparsification_curves
         result['connections'] = osp.join(work_dir, 'connections.png')
         plot_connections(ckpt, result['connections'])
+        # density and live FLOPs against iteration, with the validation accuracy
+        result['curves'] = osp.join(work_dir, 'curves.png')
+        plot_sparsification_curves(work_dir, result['curves'])
     if kind == 'det':
         from .inference import infer_images
         tile = sorted(glob.glob(osp.join(root, 'demo_data/neon_trees/val/*.jpg')))[0]
@@ -211,6 +216,8 @@ def print_summary(kind: str, result: dict, file=None):
         lines.append(f"  detections on a val tile : {result['picture']}")
     if 'connections' in result:
         lines.append(f"  connections (Figs 6/7)   : {result['connections']}")
+    if 'curves' in result:
+        lines.append(f"  sparsification curves    : {result['curves']}")
     logs = sorted(glob.glob(osp.join(result['work_dir'], '*', '*.log')), key=os.path.getmtime)
     lines.append(f"  training log             : {logs[-1] if logs else result['work_dir']}")
     lines += ['', 'next', *('  ' + c.replace('\n', '\n  ') for c in next_commands(kind, result)),

@@ -110,6 +110,13 @@ def test_classification_demo_writes_the_figure(tmp_path):
     assert mpimg.imread(result['connections']).shape[0] > 500
     m = connection_strength(result['checkpoint'])
     assert sorted(m) == [0, 1, 2] and all(v['groups'] == 4 for v in m.values())
+    # the sparsification curves of that run, next to the connection figure
+    from mmcnv2.analysis.curves import load_sparsification_curves
+    assert result['curves'] == str(tmp_path / 'demo' / 'curves.png')
+    assert mpimg.imread(result['curves']).shape[0] > 300
+    curves = load_sparsification_curves(result['work_dir'])
+    density = curves['density_lgc']
+    assert density == sorted(density, reverse=True) and density[-1] == 0.25  # C = 4
 
 
 def test_figure_scales_ticks_and_legend(tmp_path):
