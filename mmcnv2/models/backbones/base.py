@@ -8,6 +8,7 @@ from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..deploy import sparse_layers, switch_model_to_deploy
+from ..forms import check_incoming_weights
 from ..layers import DenseStage, check_positive_ints
 
 
@@ -27,6 +28,13 @@ class SparseBackbone(BaseModule):
     It provides what mmpretrain/mmdet users expect: validated ``out_indices``
     and ``frozen_stages``, ``norm_eval``, ``train()`` returning ``self``,
     strict ``Pretrained`` loading in either form, and ``switch_to_deploy()``.
+
+    Every load of weights into the backbone is checked, whoever loads them
+    (mmengine's ``load_checkpoint``/``load_from``/resume, mmdet's
+    ``init_detector``, the inferencers), strict or not: weights of the other
+    form (training / deploy), a checkpoint with no weights for the backbone,
+    and missing, unexpected or mis-shaped keys are errors that say what to do,
+    never a model left with random weights.
     """
 
     def _set_conventions(self, num_stages: int, out_indices, frozen_stages: int,
@@ -57,6 +65,12 @@ class SparseBackbone(BaseModule):
     def _frozen_modules(self) -> List[nn.Module]:
         """The modules ``frozen_stages`` freezes (stem first, then stages)."""
         raise NotImplementedError
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # torch and mmengine call this on every module before its children,
+        # whatever the strictness of the load: see check_incoming_weights
+        check_incoming_weights(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _freeze_stages(self):
         if self.frozen_stages < 0:
