@@ -3,8 +3,8 @@
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
                                  [--cfg-options key=value ...] [--launcher pytorch]
 
-A checkpoint to resume from that is missing, unreadable or another model's is reported
-before anything is built.
+Missing datasets or pretrained weights, and a checkpoint to resume from that is missing,
+unreadable or another model's, are reported before anything is built.
 """
 import argparse
 import sys

@@ -10,6 +10,7 @@ from ..checkpoint.files import (check_output_path, load_state_dict_strict, read_
                                 save_checkpoint_file, state_dict_of)
 from ..models.deploy import sparse_layers, switch_model_to_deploy
 from ..models.forms import DEPLOY, CheckpointFormError, checkpoint_form
+from .inputs import check_inputs
 from .runner import build_runner, load_config, match_checkpoint_form
 
 
@@ -95,6 +96,7 @@ def compare_forms(config: str, checkpoint: str, out: Optional[str] = None,
     with tempfile.TemporaryDirectory() as work_dir:
         cfg = load_config(config, cfg_options, work_dir=work_dir)
         match_checkpoint_form(cfg, ckpt, cfg_options, checkpoint)
+        check_inputs(cfg, ('test', ), pretrained=False)
         cfg.load_from = None
         cfg.pop('custom_hooks', None)  # evaluation only
         runner = build_runner(cfg)

@@ -12,7 +12,9 @@ from mmengine.config import Config
 
 from ..checkpoint.files import (CheckpointNotFoundError, CheckpointReadError, OutputExistsError,
                                 check_state_dict_fits, read_checkpoint, state_dict_of)
+from ..checkpoint.pretrained import PretrainedNotFoundError
 from ..models.forms import DEPLOY, CheckpointFormError, CheckpointMismatchError, checkpoint_form
+from .inputs import MissingInputsError, check_inputs
 
 SUPPORTED_SCOPES = ('mmpretrain', 'mmdet')
 
@@ -24,7 +26,8 @@ class ConfigNotFoundError(FileNotFoundError):
 #: The errors of bad input (files, checkpoints, configs) that the tools print
 #: as ``error: ...`` instead of a traceback.
 INPUT_ERRORS = (CheckpointMismatchError, CheckpointReadError, CheckpointNotFoundError,
-                OutputExistsError, ConfigNotFoundError)
+                PretrainedNotFoundError, MissingInputsError, OutputExistsError,
+                ConfigNotFoundError)
 
 
 def load_config(config: str, cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
@@ -183,10 +186,12 @@ def match_checkpoint_form(cfg: Config, checkpoint: dict, cfg_options: Optional[d
 def train(config: str, work_dir=None, resume=None, amp=False, cfg_options=None, launcher='none'):
     """Train ``config``; ``resume`` is ``'auto'`` (latest checkpoint) or a path.
 
-    Before anything is built, a checkpoint to resume from must be readable and
-    fit the model exactly; otherwise an error says what is wrong.
+    Before anything is built, the datasets and pretrained weights the config
+    names must exist and a checkpoint to resume from must be readable and fit
+    the model exactly; otherwise an error says what is missing and what to do.
 
     Raises:
+        MissingInputsError: a dataset or the pretrained weights are missing.
         CheckpointNotFoundError, CheckpointReadError, CheckpointMismatchError:
             the checkpoint to resume from is missing, unreadable or another
             model's.
@@ -196,6 +201,8 @@ def train(config: str, work_dir=None, resume=None, amp=False, cfg_options=None, 
     cfg = load_config(config, cfg_options, work_dir, launcher)
     if amp:
         enable_amp(cfg)
+    splits = ['train'] + (['val'] if cfg.get('val_cfg') is not None else [])
+    check_inputs(cfg, splits)
     if resume == 'auto':
         cfg.resume, cfg.load_from = True, None
         resume_from = find_latest_checkpoint(cfg.work_dir) if osp.isdir(cfg.work_dir) else None
@@ -229,10 +236,12 @@ def test(config: str, checkpoint: str, work_dir=None, cfg_options=None, launcher
         CheckpointNotFoundError, CheckpointReadError: missing or unreadable file.
         CheckpointFormError: ``cfg_options`` asks for the other form.
         CheckpointMismatchError: missing, unexpected or mis-shaped keys.
+        MissingInputsError: the test data is missing.
     """
     cfg = load_config(config, cfg_options, work_dir, launcher)
     ckpt = read_checkpoint(checkpoint)
     match_checkpoint_form(cfg, ckpt, cfg_options, checkpoint)
+    check_inputs(cfg, ('test', ), pretrained=False)
     cfg.load_from = checkpoint
     runner = build_runner(cfg)
     check_state_dict_fits(runner.model, state_dict_of(ckpt), checkpoint)

@@ -1,4 +1,6 @@
 """Strict loading of ImageNet weights into a sparse backbone (training or deploy form)."""
+import os.path as osp
+import re
 from collections import OrderedDict
 from typing import Optional
 
@@ -12,6 +14,55 @@ from .files import read_checkpoint, state_dict_of
 
 class PretrainedMismatchError(CheckpointMismatchError):
     """A pretrained checkpoint does not cover the backbone exactly."""
+
+
+class PretrainedNotFoundError(FileNotFoundError):
+    """The pretrained weights an ``init_cfg`` names do not exist."""
+
+
+def imagenet_config_of(checkpoint: str) -> Optional[str]:
+    """The ImageNet config whose checkpoint ``checkpoints/<name>_imagenet.pth`` is, by the
+    naming of mmcnv2's detection configs: ``configs/imagenet/<name>.py`` (or None).
+
+    Example:
+        >>> imagenet_config_of('checkpoints/cnv2_c_imagenet.pth')
+        'configs/imagenet/cnv2_c.py'
+    """
+    name = re.match(r'(.+)_imagenet\.pth$', osp.basename(checkpoint))
+    return f'configs/imagenet/{name.group(1)}.py' if name else None
+
+
+def missing_pretrained_message(checkpoint: str, backbone_type: Optional[str] = None,
+                               imagenet_config: Optional[str] = None) -> str:
+    """What to do when the pretrained weights ``checkpoint`` do not exist.
+
+    Args:
+        checkpoint (str): The missing file.
+        backbone_type (str, optional): The backbone's type; CondenseNetV2
+            weights can also be imported from the authors' release.
+        imagenet_config (str, optional): The ImageNet config that trains
+            them, if there is one.
+
+    Example:
+        >>> print(missing_pretrained_message('checkpoints/cnv2_c_imagenet.pth')[:60])
+        pretrained weights not found: checkpoints/cnv2_c_imagenet.pt
+    """
+    if imagenet_config:
+        ways = [f'train the ImageNet classifier of this backbone (python tools/train.py '
+                f'{imagenet_config}) and copy its checkpoint to {checkpoint}']
+    else:
+        ways = ['train an ImageNet classifier with this backbone (configs/imagenet/ of mmcnv2 '
+                "has one for each mmcnv2 backbone, mmpretrain's configs for its own) and copy "
+                f'its checkpoint to {checkpoint}']
+    if backbone_type in (None, 'CondenseNetV2'):
+        ways.append("for CondenseNetV2, import the authors' released ImageNet checkpoint: "
+                    f'python tools/import_official.py OFFICIAL.pth.tar {checkpoint}')
+    where = '' if osp.isabs(checkpoint) else (
+        f', looked for as {osp.abspath(checkpoint)}: a relative path is read from the working '
+        'directory')
+    return (f"pretrained weights not found: {checkpoint} (the backbone's init_cfg{where}). To "
+            'get them, ' + '; or, '.join(ways) + '. To train from scratch instead, pass '
+            '--cfg-options model.backbone.init_cfg=None')
 
 
 def backbone_state_dict(checkpoint: str, prefix: Optional[str] = 'backbone.',
@@ -44,10 +95,15 @@ def load_pretrained_backbone(backbone: nn.Module, checkpoint: str,
     * deploy-form checkpoint -> deploy-form backbone: loaded as is.
 
     Raises:
+        PretrainedNotFoundError: if a local ``checkpoint`` does not exist; the
+            message says how to make it and how to train from scratch.
         PretrainedMismatchError: on any missing or unexpected key or shape, a
             deploy-form checkpoint for a training-form backbone, or a
             checkpoint that has not finished sparsifying for a deploy-form one.
     """
+    if '://' not in checkpoint and not osp.exists(checkpoint):
+        raise PretrainedNotFoundError(missing_pretrained_message(
+            checkpoint, type(backbone).__name__, imagenet_config_of(checkpoint)))
     sd = backbone_state_dict(checkpoint, prefix)
     try:
         src_form, dst_form = state_dict_form(sd), state_dict_form(backbone.state_dict())
