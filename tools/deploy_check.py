@@ -1,15 +1,17 @@
 """Evaluate a trained checkpoint in training form and in deploy form, side by side.
 
-    python tools/deploy_check.py CONFIG CHECKPOINT [--out DEPLOY.pth] [--cfg-options ...]
+    python tools/deploy_check.py CONFIG CHECKPOINT [--out DEPLOY.pth [--force]] [--cfg-options ...]
 
 Prints the test metrics, FLOPs and params (the paper's count) of both forms and,
-with --out, saves the deploy-form checkpoint (load it with model.backbone.deploy=True).
+with --out, saves the deploy-form checkpoint (never over CHECKPOINT; an existing file only
+with --force).
 """
 import argparse
+import sys
 
 from mmengine.config import DictAction
 
-from mmcnv2.apis.deploy import compare_forms
+from mmcnv2.apis import INPUT_ERRORS, compare_forms
 
 
 def parse_args():
@@ -17,13 +19,17 @@ def parse_args():
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--out', help='save the deploy-form checkpoint here')
+    parser.add_argument('--force', action='store_true', help='overwrite --out if it exists')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    r = compare_forms(args.config, args.checkpoint, args.out, args.cfg_options)
+    try:
+        r = compare_forms(args.config, args.checkpoint, args.out, args.cfg_options, args.force)
+    except INPUT_ERRORS + (ValueError, ) as e:
+        sys.exit(f'error: {e}')
     print('\n' + '=' * 72)
     print(f"{'form':<10}{'metrics':<36}{'FLOPs':>12}{'params':>12}")
     for form in ('training', 'deploy'):
@@ -33,7 +39,7 @@ def main():
     same = r['training']['metrics'] == r['deploy']['metrics']
     print(f"metrics identical after conversion: {'yes' if same else 'NO'}")
     if args.out:
-        print(f'deploy checkpoint: {args.out} (use --cfg-options model.backbone.deploy=True)')
+        print(f'deploy checkpoint: {args.out}')
     print('=' * 72)
 
 

@@ -1,12 +1,17 @@
 """Evaluate a checkpoint of an mmcnv2 (mmpretrain or mmdet) config.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options key=value ...]
+
+The model is built in the form CHECKPOINT holds (training or deploy: no
+model.backbone.deploy option is needed), and CHECKPOINT must fit it exactly: another
+model's checkpoint is an error that names the keys, never an evaluation of random weights.
 """
 import argparse
+import sys
 
 from mmengine.config import DictAction
 
-from mmcnv2.apis import test
+from mmcnv2.apis import INPUT_ERRORS, test
 
 
 def parse_args():
@@ -23,7 +28,10 @@ def parse_args():
 
 def main():
     args = parse_args()
-    test(args.config, args.checkpoint, args.work_dir, args.cfg_options, args.launcher)
+    try:
+        test(args.config, args.checkpoint, args.work_dir, args.cfg_options, args.launcher)
+    except INPUT_ERRORS as e:
+        sys.exit(f'error: {e}')
 
 
 if __name__ == '__main__':

@@ -2,12 +2,16 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
                                  [--cfg-options key=value ...] [--launcher pytorch]
+
+Missing datasets or pretrained weights, and a checkpoint to resume from that is missing,
+unreadable or another model's, are reported before anything is built.
 """
 import argparse
+import sys
 
 from mmengine.config import DictAction
 
-from mmcnv2.apis import train
+from mmcnv2.apis import INPUT_ERRORS, train
 
 
 def parse_args():
@@ -27,7 +31,10 @@ def parse_args():
 
 def main():
     args = parse_args()
-    train(args.config, args.work_dir, args.resume, args.amp, args.cfg_options, args.launcher)
+    try:
+        train(args.config, args.work_dir, args.resume, args.amp, args.cfg_options, args.launcher)
+    except INPUT_ERRORS as e:
+        sys.exit(f'error: {e}')
 
 
 if __name__ == '__main__':

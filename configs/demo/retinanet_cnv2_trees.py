@@ -24,7 +24,8 @@ model = dict(
                    norm_cfg=dict(type='GN', num_groups=16, requires_grad=True)),
     test_cfg=dict(score_thr=0.05, max_per_img=300))
 
-data_root = 'demo_data/neon_trees/'
+# the repository's demo data, whatever the working directory
+data_root = '{{ fileDirname }}/../../demo_data/neon_trees/'
 metainfo = dict(classes=('tree', ), palette=[(0, 255, 0)])
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -2,18 +2,26 @@
 import copy
 import os.path as osp
 import tempfile
-from typing import Optional
+from typing import Optional, Sequence
 
-import torch
 from mmengine.model import is_model_wrapper
 
-from ..models.deploy import switch_model_to_deploy
-from .runner import build_runner, load_config
+from ..checkpoint.files import (check_output_path, load_state_dict_strict, read_checkpoint,
+                                save_checkpoint_file, state_dict_of)
+from ..models.deploy import sparse_layers, switch_model_to_deploy
+from ..models.forms import DEPLOY, CheckpointFormError, checkpoint_form
+from .inputs import check_inputs
+from .runner import build_runner, load_config, match_checkpoint_form
 
 
 def save_deploy_checkpoint(model, out: str, meta: Optional[dict] = None,
-                           source_meta: Optional[dict] = None):
+                           source_meta: Optional[dict] = None, inputs: Sequence[str] = (),
+                           force: bool = False):
     """Save ``model`` (already in deploy form) as ``{'state_dict', 'meta'}``.
+
+    The file is written atomically (a temporary file renamed over ``out``),
+    its folder created if missing; see
+    :func:`~mmcnv2.checkpoint.files.save_checkpoint_file`.
 
     Args:
         model (nn.Module): The model in deploy form.
@@ -24,86 +32,140 @@ def save_deploy_checkpoint(model, out: str, meta: Optional[dict] = None,
             ``dataset_meta`` (class names, palette) is kept so that
             ``init_detector``/``DetInferencer`` label boxes with the
             dataset's classes instead of falling back to COCO's.
+        inputs (Sequence[str]): Files ``out`` must not be (the source).
+        force (bool): Overwrite an existing ``out``.
+
+    Raises:
+        OutputExistsError: if ``out`` is one of ``inputs``, or exists and
+            ``force`` is False.
     """
     meta = dict(meta or {})
     if source_meta and 'dataset_meta' in source_meta:
         meta.setdefault('dataset_meta', source_meta['dataset_meta'])
-    meta.setdefault('mmcnv2', {})['form'] = 'deploy'
-    torch.save(dict(state_dict=model.state_dict(), meta=meta), out)
+    meta.setdefault('mmcnv2', {})['form'] = DEPLOY
+    save_checkpoint_file(dict(state_dict=model.state_dict(), meta=meta), out, inputs, force)
+
+
+def _read_training_checkpoint(checkpoint: str) -> dict:
+    ckpt = read_checkpoint(checkpoint)
+    if checkpoint_form(ckpt) == DEPLOY:
+        raise CheckpointFormError(
+            f'{checkpoint} is already in deploy form (condensed): there is nothing to convert. '
+            'Evaluate or run it as it is (tools/test.py, tools/infer.py read the form off the '
+            'checkpoint; elsewhere build the model with model.backbone.deploy=True)')
+    return ckpt
+
+
+def _check_fully_sparse(model, checkpoint: str):
+    unfinished = [(n, m) for n, m in sparse_layers(model) if not m.is_fully_sparse]
+    if unfinished:
+        name, m = unfinished[0]
+        raise ValueError(
+            f'{checkpoint} has not finished sparsifying: {len(unfinished)} sparse layers are '
+            f'before their last stage, e.g. {name} at stage {int(m.stage)} of {m.num_stages}; '
+            'train through the sparsification schedule first')
 
 
 def compare_forms(config: str, checkpoint: str, out: Optional[str] = None,
-                  cfg_options: Optional[dict] = None) -> dict:
+                  cfg_options: Optional[dict] = None, force: bool = False) -> dict:
     """Evaluate a training-form checkpoint, convert it, evaluate the deploy form.
 
     Args:
         config (str): Config of the training-form model.
-        checkpoint (str): Its checkpoint (masks fully sparsified).
-        out (str, optional): Where to save the deploy-form checkpoint; it
-            loads into the same config with ``model.backbone.deploy=True``.
+        checkpoint (str): Its checkpoint (masks fully sparsified); it must fit
+            the config's model exactly.
+        out (str, optional): Where to save the deploy-form checkpoint.
         cfg_options (dict, optional): Overrides for the config.
+        force (bool): Overwrite an existing ``out``.
 
     Returns:
         dict: ``training`` and ``deploy`` entries with ``metrics``,
         ``paper_flops`` and ``paper_params``.
+
+    Raises:
+        CheckpointFormError: for a deploy-form checkpoint.
+        CheckpointMismatchError: if the checkpoint does not fit the model.
+        ValueError: if it has not finished sparsifying (before any evaluation).
+        OutputExistsError: see :func:`save_deploy_checkpoint`.
     """
     from ..analysis import paper_complexity
 
+    if out is not None:
+        check_output_path(out, [checkpoint], force)
+    ckpt = _read_training_checkpoint(checkpoint)
     with tempfile.TemporaryDirectory() as work_dir:
         cfg = load_config(config, cfg_options, work_dir=work_dir)
-        cfg.load_from = checkpoint
+        match_checkpoint_form(cfg, ckpt, cfg_options, checkpoint)
+        check_inputs(cfg, ('test', ), pretrained=False)
+        cfg.load_from = None
         cfg.pop('custom_hooks', None)  # evaluation only
         runner = build_runner(cfg)
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        load_state_dict_strict(model, state_dict_of(ckpt), checkpoint)
+        _check_fully_sparse(model, checkpoint)
         shape = tuple(runner.test_dataloader.dataset[0]['inputs'].shape)
 
         def report():
-            model = runner.model.module if is_model_wrapper(runner.model) else runner.model
             metrics = runner.test()
             flops, params = paper_complexity(
                 model, shape, forward=lambda m, x: m(x, mode='tensor'))
             return dict(metrics=dict(metrics), paper_flops=flops, paper_params=params)
 
         result = dict(training=report())
-        switch_model_to_deploy(runner.model)
+        switch_model_to_deploy(model)
         result['deploy'] = report()
         if out is not None:
-            model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-            source = torch.load(checkpoint, map_location='cpu', weights_only=True)
-            source_meta = source.get('meta', {})
             save_deploy_checkpoint(model, out, dict(source_checkpoint=osp.abspath(checkpoint)),
-                                   source_meta=source_meta)
+                                   source_meta=ckpt.get('meta', {}), inputs=[checkpoint],
+                                   force=force)
     return result
 
 
 def convert_checkpoint(config: str, checkpoint: str, out: str,
-                       cfg_options: Optional[dict] = None):
+                       cfg_options: Optional[dict] = None, force: bool = False):
     """Turn a trained training-form checkpoint into a deploy-form checkpoint.
 
     The weights are the checkpoint's ``state_dict``; with mmengine's EMAHook
     that already holds the EMA weights (the hook swaps them in when saving),
     as the release's converter uses the EMA model. The result loads into the
-    same config with ``model.backbone.deploy=True``.
+    same config with ``model.backbone.deploy=True`` (mmcnv2's tools set it
+    themselves from the checkpoint).
 
     Args:
         config (str): Config of the training-form model (mmpretrain or mmdet).
-        checkpoint (str): The trained checkpoint (loaded with weights_only=True).
-        out (str): Where to save the deploy-form checkpoint.
+        checkpoint (str): The trained checkpoint (loaded with weights_only=True);
+            it must fit the config's model exactly.
+        out (str): Where to save the deploy-form checkpoint; never
+            ``checkpoint`` itself. Written atomically, folders created.
         cfg_options (dict, optional): Overrides for the config.
+        force (bool): Overwrite an existing ``out``.
 
     Returns:
         nn.Module: The converted model.
+
+    Raises:
+        OutputExistsError: ``out`` is the input, or exists without ``force``.
+        CheckpointNotFoundError, CheckpointReadError: missing or unreadable
+            checkpoint.
+        CheckpointFormError: the checkpoint is already in deploy form.
+        CheckpointMismatchError: it does not fit the config's model.
+        ValueError: it has not finished sparsifying.
     """
     from mmengine.registry import DefaultScope, MODELS
-    from mmengine.runner import load_checkpoint
 
+    check_output_path(out, [checkpoint], force)
+    ckpt = _read_training_checkpoint(checkpoint)
     cfg = load_config(config, cfg_options)
+    match_checkpoint_form(cfg, ckpt, cfg_options, checkpoint)
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.get('backbone', {}).pop('init_cfg', None)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(model_cfg)
-    ckpt = load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    load_state_dict_strict(model, state_dict_of(ckpt), checkpoint)
     switch_model_to_deploy(model)
-    meta = dict(ckpt.get('meta', {}).get('mmcnv2', {}), source_checkpoint=osp.abspath(checkpoint),
+    source_meta = ckpt.get('meta') or {}
+    meta = dict(source_meta.get('mmcnv2', {}), source_checkpoint=osp.abspath(checkpoint),
                 from_ema='ema_state_dict' in ckpt)
-    save_deploy_checkpoint(model, out, dict(mmcnv2=meta), source_meta=ckpt.get('meta', {}))
+    save_deploy_checkpoint(model, out, dict(mmcnv2=meta), source_meta=source_meta,
+                           inputs=[checkpoint], force=force)
     return model

@@ -8,7 +8,10 @@ from typing import Callable, List, Optional, Sequence
 import torch
 import torch.nn as nn
 
-from .runner import load_config
+from ..checkpoint.files import load_state_dict_strict, read_checkpoint, state_dict_of
+from ..models.deploy import switch_model_to_deploy
+from ..models.forms import DEPLOY, TRAINING, checkpoint_form
+from .runner import load_config, set_model_form
 
 
 class _TensorOutputs(nn.Module):
@@ -25,35 +28,30 @@ class _TensorOutputs(nn.Module):
         return self.model(inputs, mode='tensor')
 
 
-def _is_deploy_checkpoint(state_dict: dict, meta: dict) -> bool:
-    if meta.get('mmcnv2', {}).get('form') == 'deploy':
-        return True
-    return any(k.endswith('.index') for k in state_dict) and \
-        not any(k.endswith('.mask') for k in state_dict)
-
-
 def build_deploy_model(config: str, checkpoint: str, cfg_options: Optional[dict] = None):
-    """Build a config's model and load a training-form (fully sparsified) or deploy-form
-    checkpoint strictly; return the model in deploy form, eval mode, and its config.
+    """Build a config's model in the form ``checkpoint`` holds, load it strictly,
+    and return it in deploy form, eval mode, with its config.
+
+    A training-form checkpoint (fully sparsified) is condensed after loading;
+    a deploy-form one is loaded as it is.
 
     Raises:
+        CheckpointNotFoundError, CheckpointReadError: missing or unreadable file.
+        CheckpointMismatchError: if it does not fit the config's model.
         ValueError: if a training-form checkpoint has not finished sparsifying.
     """
     from mmengine.registry import DefaultScope, MODELS
-    from mmengine.runner import load_checkpoint
 
-    from ..models.deploy import switch_model_to_deploy
-
-    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    state_dict = ckpt.get('state_dict', ckpt)
+    ckpt = read_checkpoint(checkpoint)
+    form = checkpoint_form(ckpt) or TRAINING
     cfg = load_config(config, cfg_options)
+    set_model_form(cfg, form)
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.get('backbone', {}).pop('init_cfg', None)
-    model_cfg.backbone.deploy = _is_deploy_checkpoint(state_dict, ckpt.get('meta', {}))
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(model_cfg)
-    load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    if not model_cfg.backbone.deploy:
+    load_state_dict_strict(model, state_dict_of(ckpt), checkpoint)
+    if form != DEPLOY:
         switch_model_to_deploy(model)
     return model.eval(), cfg
 

@@ -9,11 +9,16 @@ Unlike ``DetInferencer(...)(images, out_dir=...)``, :func:`infer_images`
 * refuses an input list without images, and reports files it cannot read
   while it processes the others.
 """
+import copy
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from mmengine.config import Config
+
+from ..checkpoint.files import check_state_dict_fits, read_checkpoint, state_dict_of
+from .runner import match_checkpoint_form
 
 #: Pictures whose longest side is larger are drawn on a copy scaled down to it (the longest
 #: side mmdet's detection configs resize images to for testing).
@@ -126,8 +131,11 @@ def infer_images(config, checkpoint: str, images: Sequence[str], out_dir: str,
     """Run a detector on ``images``; write the pictures and the predictions drawn in them.
 
     Args:
-        config (str | Config): Detection config (mmcnv2's or any mmdet config).
-        checkpoint (str): Its checkpoint (loaded with ``weights_only=True``).
+        config (str | Config): Detection config (mmcnv2's or any mmdet config);
+            its model is built in the form (training or deploy) the
+            checkpoint holds.
+        checkpoint (str): Its checkpoint (loaded with ``weights_only=True``);
+            it must fit the model exactly.
         images (Sequence[str]): Image files or folders (their image files by extension).
         out_dir (str): Pictures go to ``out_dir/vis/<name>``, predictions to
             ``out_dir/preds/<stem>.json`` (mmdet's format: labels, scores,
@@ -158,8 +166,12 @@ def infer_images(config, checkpoint: str, images: Sequence[str], out_dir: str,
                          f'got {max_vis_side!r}')
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f'batch_size must be an int >= 1, got {batch_size!r}')
-    inferencer = DetInferencer(model=config, weights=checkpoint, device=device,
-                               show_progress=False)
+    cfg = copy.deepcopy(config) if isinstance(config, Config) else Config.fromfile(config)
+    ckpt = read_checkpoint(checkpoint)
+    match_checkpoint_form(cfg, ckpt, source=checkpoint)
+    inferencer = DetInferencer(model=cfg, weights=checkpoint, device=device, show_progress=False)
+    check_state_dict_fits(inferencer.model, state_dict_of(ckpt), checkpoint)
+    del ckpt
     predictions, failed = {}, {}
     progress = ProgressBar(len(paths))
     for start in range(0, len(paths), batch_size):

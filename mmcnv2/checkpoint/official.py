@@ -32,6 +32,8 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from ..models.backbones.condensenet_v2 import CondenseNetV2
+from ..models.forms import CheckpointMismatchError, strip_module_prefix
+from .files import load_state_dict_strict
 
 _LAYER = re.compile(r'^features\.denseblock_(\d+)\.denselayer_(\d+)\.(conv_1|conv_2|se|sfr)\.(.+)$')
 _SIMPLE = {
@@ -89,7 +91,7 @@ def select_state_dict(obj: dict, source: str = 'ema') -> Tuple[Dict[str, torch.T
         entry, sd = 'bare', obj
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise OfficialCheckpointError(f"the checkpoint's {entry} entry is not a dict of tensors")
-    sd = OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v) for k, v in sd.items())
+    sd = strip_module_prefix(sd)
     if 'features.init_conv.weight' not in sd:
         raise OfficialCheckpointError(
             'no key features.init_conv.weight: this is not an official CondenseNetV2 checkpoint')
@@ -351,12 +353,10 @@ def import_official(src: str, dst: str = None, source: str = 'ema', model_cfg: d
         cfg = classifier_config(info)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = MODELS.build(cfg)
-    result = model.load_state_dict(state_dict, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise OfficialCheckpointError(
-            f'the official checkpoint does not match the model: missing {result.missing_keys[:5]}'
-            f'{"..." if len(result.missing_keys) > 5 else ""}, unexpected '
-            f'{result.unexpected_keys[:5]}{"..." if len(result.unexpected_keys) > 5 else ""}')
+    try:
+        load_state_dict_strict(model, state_dict, 'the official checkpoint')
+    except CheckpointMismatchError as e:
+        raise OfficialCheckpointError(str(e)) from None
     stages = [int(m.stage) for _, m in model.backbone.sparse_layers() if not m.deploy]
     meta = dict(mmcnv2=dict(imported_from='official CondenseNetV2 release', entry=entry,
                             form='deploy' if info['deploy'] else 'training',

@@ -1,36 +1,78 @@
 """Strict loading of ImageNet weights into a sparse backbone (training or deploy form)."""
+import os.path as osp
+import re
 from collections import OrderedDict
 from typing import Optional
 
 import torch.nn as nn
 
 from ..models.deploy import sparse_layers, switch_model_to_deploy
+from ..models.forms import (DEPLOY, TRAINING, CheckpointFormError, CheckpointMismatchError,
+                            compare_state_dicts, describe_mismatch, state_dict_form)
+from .files import read_checkpoint, state_dict_of
 
 
-class PretrainedMismatchError(ValueError):
+class PretrainedMismatchError(CheckpointMismatchError):
     """A pretrained checkpoint does not cover the backbone exactly."""
 
 
-def _form(state_dict) -> Optional[str]:
-    if any(k.endswith('.mask') for k in state_dict):
-        return 'training'
-    if any(k.endswith('.index') for k in state_dict):
-        return 'deploy'
-    return None
+class PretrainedNotFoundError(FileNotFoundError):
+    """The pretrained weights an ``init_cfg`` names do not exist."""
+
+
+def imagenet_config_of(checkpoint: str) -> Optional[str]:
+    """The ImageNet config whose checkpoint ``checkpoints/<name>_imagenet.pth`` is, by the
+    naming of mmcnv2's detection configs: ``configs/imagenet/<name>.py`` (or None).
+
+    Example:
+        >>> imagenet_config_of('checkpoints/cnv2_c_imagenet.pth')
+        'configs/imagenet/cnv2_c.py'
+    """
+    name = re.match(r'(.+)_imagenet\.pth$', osp.basename(checkpoint))
+    return f'configs/imagenet/{name.group(1)}.py' if name else None
+
+
+def missing_pretrained_message(checkpoint: str, backbone_type: Optional[str] = None,
+                               imagenet_config: Optional[str] = None) -> str:
+    """What to do when the pretrained weights ``checkpoint`` do not exist.
+
+    Args:
+        checkpoint (str): The missing file.
+        backbone_type (str, optional): The backbone's type; CondenseNetV2
+            weights can also be imported from the authors' release.
+        imagenet_config (str, optional): The ImageNet config that trains
+            them, if there is one.
+
+    Example:
+        >>> print(missing_pretrained_message('checkpoints/cnv2_c_imagenet.pth')[:60])
+        pretrained weights not found: checkpoints/cnv2_c_imagenet.pt
+    """
+    if imagenet_config:
+        ways = [f'train the ImageNet classifier of this backbone (python tools/train.py '
+                f'{imagenet_config}) and copy its checkpoint to {checkpoint}']
+    else:
+        ways = ['train an ImageNet classifier with this backbone (configs/imagenet/ of mmcnv2 '
+                "has one for each mmcnv2 backbone, mmpretrain's configs for its own) and copy "
+                f'its checkpoint to {checkpoint}']
+    if backbone_type in (None, 'CondenseNetV2'):
+        ways.append("for CondenseNetV2, import the authors' released ImageNet checkpoint: "
+                    f'python tools/import_official.py OFFICIAL.pth.tar {checkpoint}')
+    where = '' if osp.isabs(checkpoint) else (
+        f', looked for as {osp.abspath(checkpoint)}: a relative path is read from the working '
+        'directory')
+    return (f"pretrained weights not found: {checkpoint} (the backbone's init_cfg{where}). To "
+            'get them, ' + '; or, '.join(ways) + '. To train from scratch instead, pass '
+            '--cfg-options model.backbone.init_cfg=None')
 
 
 def backbone_state_dict(checkpoint: str, prefix: Optional[str] = 'backbone.',
                         map_location='cpu') -> 'OrderedDict':
     """The ``prefix``-ed part of a checkpoint's state dict, prefix removed.
 
-    Files are read by mmengine's ``CheckpointLoader`` (local paths, URLs,
-    ``open-mmlab://``...), with ``torch.load(weights_only=True)``.
+    Files are read by :func:`~mmcnv2.checkpoint.files.read_checkpoint` (local
+    paths with ``torch.load(weights_only=True)``, URLs with mmengine).
     """
-    from mmengine.runner.checkpoint import CheckpointLoader
-
-    ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location=map_location)
-    sd = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
-    sd = OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in sd.items())
+    sd = state_dict_of(read_checkpoint(checkpoint, map_location=map_location))
     if not prefix:
         return sd
     out = OrderedDict((k[len(prefix):], v) for k, v in sd.items() if k.startswith(prefix))
@@ -53,19 +95,25 @@ def load_pretrained_backbone(backbone: nn.Module, checkpoint: str,
     * deploy-form checkpoint -> deploy-form backbone: loaded as is.
 
     Raises:
+        PretrainedNotFoundError: if a local ``checkpoint`` does not exist; the
+            message says how to make it and how to train from scratch.
         PretrainedMismatchError: on any missing or unexpected key or shape, a
             deploy-form checkpoint for a training-form backbone, or a
             checkpoint that has not finished sparsifying for a deploy-form one.
     """
+    if '://' not in checkpoint and not osp.exists(checkpoint):
+        raise PretrainedNotFoundError(missing_pretrained_message(
+            checkpoint, type(backbone).__name__, imagenet_config_of(checkpoint)))
     sd = backbone_state_dict(checkpoint, prefix)
-    src_form = _form(sd)
-    layers = sparse_layers(backbone)
-    dst_form = 'deploy' if layers and all(m.deploy for _, m in layers) else 'training'
-    if src_form == 'deploy' and dst_form == 'training':
+    try:
+        src_form, dst_form = state_dict_form(sd), state_dict_form(backbone.state_dict())
+    except CheckpointFormError as e:
+        raise PretrainedMismatchError(f'{checkpoint}: {e}') from None
+    if src_form == DEPLOY and dst_form == TRAINING:
         raise PretrainedMismatchError(
             f'{checkpoint} holds a deploy-form (condensed) backbone; build the backbone with '
             'deploy=True to load it')
-    if src_form == 'training' and dst_form == 'deploy':
+    if src_form == TRAINING and dst_form == DEPLOY:
         if not hasattr(backbone, 'training_form_copy'):
             raise PretrainedMismatchError(f'{type(backbone).__name__} cannot convert a '
                                           'training-form checkpoint')
@@ -83,17 +131,8 @@ def load_pretrained_backbone(backbone: nn.Module, checkpoint: str,
 
 
 def _strict_load(module: nn.Module, sd, checkpoint: str):
-    own = module.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    shapes = [f'{k}: {tuple(sd[k].shape)} vs {tuple(v.shape)}' for k, v in own.items()
-              if k in sd and sd[k].shape != v.shape]
-    if missing or unexpected or shapes:
-        def few(items):
-            return ', '.join(items[:5]) + (f' ... ({len(items)} in all)' if len(items) > 5 else '')
+    problems = compare_state_dicts(module.state_dict(), sd)
+    if any(problems.values()):
         raise PretrainedMismatchError(
-            f'{checkpoint} does not match {type(module).__name__}: '
-            + '; '.join(f'{what}: {few(items)}' for what, items in (
-                ('missing', missing), ('unexpected', unexpected), ('shape mismatch', shapes))
-                if items))
+            f'{checkpoint} does not match {type(module).__name__}: {describe_mismatch(problems)}')
     module.load_state_dict(sd, strict=True)

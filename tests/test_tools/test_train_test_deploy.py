@@ -5,8 +5,13 @@ import sys
 
 import pytest
 import torch
+import torchvision
+from mmengine.config import Config
+from mmengine.runner import Runner
 
+from mmcnv2 import apis
 from mmcnv2.apis.deploy import compare_forms
+from mmcnv2.models.forms import CheckpointFormError, CheckpointMismatchError
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs/demo/cnv2_digits.py')
@@ -55,10 +60,16 @@ def test_test_tool_and_resume(trained):
     assert osp.exists(osp.join(work_dir, 'epoch_3.pth'))
 
 
-def test_deploy_form_gives_identical_metrics(trained, tmp_path):
+@pytest.fixture(scope='module')
+def deployed(trained, tmp_path_factory):
     work_dir, _ = trained
-    out = str(tmp_path / 'deploy.pth')
-    r = compare_forms(CONFIG, osp.join(work_dir, 'epoch_2.pth'), out)
+    out = str(tmp_path_factory.mktemp('deploy') / 'deploy.pth')
+    return compare_forms(CONFIG, osp.join(work_dir, 'epoch_2.pth'), out), out
+
+
+def test_deploy_form_gives_identical_metrics(trained, deployed):
+    work_dir, _ = trained
+    r, out = deployed
     assert r['training']['metrics'] == r['deploy']['metrics']
     assert r['deploy']['metrics']['accuracy/top1'] > 30  # 10 classes: chance is 10
     assert r['training']['paper_flops'] == pytest.approx(r['deploy']['paper_flops'])
@@ -67,8 +78,45 @@ def test_deploy_form_gives_identical_metrics(trained, tmp_path):
     dst_meta = torch.load(out, weights_only=True)['meta']
     assert len(dst_meta['dataset_meta']['classes']) == 10
     assert dst_meta['dataset_meta'] == src_meta['dataset_meta']
-    # the deploy checkpoint loads into the config with model.backbone.deploy=True
-    log = run('tools/test.py', CONFIG, out, '--work-dir', str(tmp_path / 't'), '--cfg-options',
-              'model.backbone.deploy=True')
+
+
+def test_test_tool_builds_the_form_of_the_checkpoint(deployed, tmp_path):
+    """A deploy checkpoint and no option: the deploy form's accuracy, not random weights'."""
+    r, out = deployed
     acc = r['deploy']['metrics']['accuracy/top1']
+    log = run('tools/test.py', CONFIG, out, '--work-dir', str(tmp_path / 't'))
     assert f'accuracy/top1: {acc:.4f}' in log
+    # the option that says the same is accepted
+    metrics = apis.test(CONFIG, out, str(tmp_path / 'u'), {'model.backbone.deploy': True})
+    assert metrics['accuracy/top1'] == acc
+
+
+def test_wrong_form_and_foreign_checkpoints_are_refused(trained, deployed, tmp_path):
+    work_dir, _ = trained
+    _, deploy_ckpt = deployed
+    with pytest.raises(CheckpointFormError,
+                       match='is in training form but model.backbone.deploy=True was given'):
+        apis.test(CONFIG, osp.join(work_dir, 'epoch_2.pth'), str(tmp_path / 'a'),
+             {'model.backbone.deploy': True})
+    foreign = str(tmp_path / 'resnet18.pth')
+    torch.save({'state_dict': torchvision.models.resnet18().state_dict()}, foreign)
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'missing: backbone\.stem\.weight.*unexpected: conv1\.weight'):
+        apis.test(CONFIG, foreign, str(tmp_path / 'b'))
+    # mmengine's Runner on its own (mmpretrain's tools/test.py): the backbone refuses
+    for ckpt, error, flag in ((deploy_ckpt, CheckpointFormError, 'model.backbone.deploy=True'),
+                              (foreign, CheckpointMismatchError, "no key starts with 'backbone.'")):
+        cfg = Config.fromfile(CONFIG)
+        cfg.work_dir, cfg.load_from = str(tmp_path / 'c'), ckpt
+        with pytest.raises(error, match=flag):
+            Runner.from_cfg(cfg).test()
+    # mmpretrain's get_model (a non-strict load): refused; model.backbone.deploy is the one switch
+    from mmpretrain.apis import get_model
+    with pytest.raises(CheckpointFormError, match='--cfg-options model.backbone.deploy=True'):
+        get_model(CONFIG, pretrained=deploy_ckpt)
+    deploy = get_model(CONFIG, pretrained=deploy_ckpt, backbone=dict(deploy=True)).eval()
+    training = get_model(CONFIG, pretrained=osp.join(work_dir, 'epoch_2.pth')).eval()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(deploy(x, mode='tensor'), training(x, mode='tensor'),
+                                   rtol=1e-4, atol=1e-5)

@@ -1,6 +1,13 @@
 # ImageNet data of the CondenseNetV2 release: RandAugment rand-m9-mstd0.5,
 # random erasing 0.2 (pixel mode), resize 256 + center crop 224 at test.
+# Data in data/imagenet/ of this repository (train/<class>/*.JPEG, val/<class>/*.JPEG, or flat
+# folders with meta/train.txt, meta/val.txt), whatever the working directory; point elsewhere
+# with the IMAGENET_ROOT environment variable or --cfg-options ...dataset.data_root=...
 _base_ = ['mmpretrain::_base_/datasets/imagenet_bs128_mbv3.py']
+
+__imagenet_root = '{{$IMAGENET_ROOT:-}}'  # '-' when the variable is not set
+data_root = (__imagenet_root if __imagenet_root != '-' else
+             '{{ fileDirname }}/../../../data/imagenet').rstrip('/') + '/'
 
 bgr_mean = [103.53, 116.28, 123.675]
 bgr_std = [57.375, 57.12, 58.395]
@@ -28,4 +35,6 @@ train_pipeline = [
     dict(type='PackInputs'),
 ]
 
-train_dataloader = dict(batch_size=128, dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(batch_size=128, dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = dict(dataset=dict(data_root=data_root))

@@ -1,6 +1,7 @@
 # COCO 2017 detection, 1x schedule (12 epochs, SGD, 800 x 1333), as in the paper's Table 7.
-# Data in data/coco/ (annotations/instances_{train,val}2017.json, train2017/, val2017/);
-# point elsewhere with the COCO_ROOT environment variable or
+# Data in data/coco/ of this repository (annotations/instances_{train,val}2017.json,
+# train2017/, val2017/), whatever the working directory; point elsewhere with the COCO_ROOT
+# environment variable or
 # --cfg-options train_dataloader.dataset.data_root=... val_dataloader.dataset.data_root=...
 _base_ = [
     'mmdet::_base_/datasets/coco_detection.py', 'mmdet::_base_/schedules/schedule_1x.py',
@@ -12,7 +13,9 @@ custom_imports = dict(imports=['mmcnv2'], allow_failed_imports=False)
 # ../default_runtime.py)
 default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook', interval=1))
 
-data_root = '{{$COCO_ROOT:data/coco/}}'
+__coco_root = '{{$COCO_ROOT:-}}'  # '-' when the variable is not set
+data_root = (__coco_root if __coco_root != '-' else
+             '{{ fileDirname }}/../../../data/coco').rstrip('/') + '/'
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader

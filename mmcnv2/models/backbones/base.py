@@ -8,7 +8,15 @@ from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..deploy import sparse_layers, switch_model_to_deploy
-from ..layers import DenseStage
+from ..forms import check_incoming_weights
+from ..layers import DenseStage, check_positive_ints
+
+
+def _check_non_negative_ints(**values):
+    """Raise ``ValueError`` naming the first argument that is not an int >= 0."""
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f'{name} must be an int >= 0, got {value!r}')
 
 
 class SparseBackbone(BaseModule):
@@ -20,6 +28,13 @@ class SparseBackbone(BaseModule):
     It provides what mmpretrain/mmdet users expect: validated ``out_indices``
     and ``frozen_stages``, ``norm_eval``, ``train()`` returning ``self``,
     strict ``Pretrained`` loading in either form, and ``switch_to_deploy()``.
+
+    Every load of weights into the backbone is checked, whoever loads them
+    (mmengine's ``load_checkpoint``/``load_from``/resume, mmdet's
+    ``init_detector``, the inferencers), strict or not: weights of the other
+    form (training / deploy), a checkpoint with no weights for the backbone,
+    and missing, unexpected or mis-shaped keys are errors that say what to do,
+    never a model left with random weights.
     """
 
     def _set_conventions(self, num_stages: int, out_indices, frozen_stages: int,
@@ -50,6 +65,12 @@ class SparseBackbone(BaseModule):
     def _frozen_modules(self) -> List[nn.Module]:
         """The modules ``frozen_stages`` freezes (stem first, then stages)."""
         raise NotImplementedError
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # torch and mmengine call this on every module before its children,
+        # whatever the strictness of the load: see check_incoming_weights
+        check_incoming_weights(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _freeze_stages(self):
         if self.frozen_stages < 0:
@@ -133,14 +154,27 @@ class DenseBackbone(SparseBackbone):
             raise ValueError(f'a custom arch dict needs exactly the keys {sorted(required)}; '
                              f'missing {sorted(missing)}, unknown {sorted(unknown)}')
         arch = copy.deepcopy(dict(arch))
+        for key in ('depths', 'growth_rates'):
+            if not isinstance(arch[key], Sequence) or isinstance(arch[key], str):
+                raise ValueError(f"arch['{key}'] must be a sequence of ints, got {arch[key]!r}")
         if len(arch['depths']) != len(arch['growth_rates']) or not arch['depths']:
             raise ValueError('arch depths and growth_rates must be non-empty and of equal length, '
                              f"got {arch['depths']} and {arch['growth_rates']}")
         arch['depths'], arch['growth_rates'] = tuple(arch['depths']), tuple(arch['growth_rates'])
+        # a block of depth 0 passes its input through; hswish_from / se_from index the first
+        # block with h-swish / SE
+        depths = {f"arch['depths'][{i}]": v for i, v in enumerate(arch['depths'])}
+        firsts = {f"arch['{key}']": arch[key] for key in ('hswish_from', 'se_from') if key in arch}
+        _check_non_negative_ints(**depths, **firsts)
+        check_positive_ints(**{f"arch['growth_rates'][{i}]": v
+                               for i, v in enumerate(arch['growth_rates'])})
+        check_positive_ints(**{f"arch['{key}']": arch[key] for key in sorted(arch)
+                               if key not in ('depths', 'growth_rates', 'hswish_from', 'se_from')})
         return arch
 
     def _build_dense(self, make_layer, in_channels: int, conv_cfg, norm_cfg):
         """Build stem, stages and the last norm; ``make_layer(stage, channels, growth)``."""
+        check_positive_ints(in_channels=in_channels)
         arch = self.arch
         channels = 2 * arch['growth_rates'][0]
         self.stem = build_conv_layer(conv_cfg, in_channels, channels, 3,
@@ -166,7 +200,33 @@ class DenseBackbone(SparseBackbone):
         s = self.arch['stem_stride']
         return tuple(s * 2**i for i in range(len(self.stages)))
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest input height and width the backbone takes.
+
+        The stem (3x3, padding 1, stride ``s``) gives ``floor((H - 1) / s) + 1``
+        rows, and each of the ``n - 1`` 2x2 average pools between the ``n``
+        stages halves them (rounding down), so ``H >= s * (2**(n-1) - 1) + 1``.
+
+        Example:
+            >>> from mmcnv2.models import CondenseNetV2
+            >>> CondenseNetV2('a').min_input_size, CondenseNetV2('cifar110').min_input_size
+            (31, 4)
+        """
+        return self.arch['stem_stride'] * (2**(len(self.stages) - 1) - 1) + 1
+
+    def _check_input_size(self, x):
+        # plain ints in eager mode and under torch.export with static H, W
+        height, width = x.shape[-2:]
+        size = self.min_input_size
+        if height < size or width < size:
+            raise ValueError(
+                f'{type(self).__name__} needs inputs of at least {size}x{size} (stem stride '
+                f"{self.arch['stem_stride']} and {len(self.stages) - 1} 2x2 average pools), got "
+                f'{height}x{width}')
+
     def forward(self, x):
+        self._check_input_size(x)
         x = self.stem(x)
         outs = []
         last = len(self.stages) - 1

@@ -12,7 +12,7 @@ from typing import Sequence
 import torch.nn as nn
 from mmcv.cnn import ConvModule
 
-from ..layers import UNIT_KINDS, ShuffleUnit
+from ..layers import UNIT_KINDS, ShuffleUnit, check_positive_ints
 from .base import SparseBackbone
 
 
@@ -42,6 +42,7 @@ class ShuffleNetFamily(SparseBackbone):
                                 with_cp=with_cp)
         if type(self).with_sfr_fixed is None:
             self._build_args['with_sfr'] = with_sfr
+        check_positive_ints(in_channels=in_channels)
         self.arch = self._parse_arch(arch)
         widths, units = self.arch['widths'], self.arch['units']
         num_outputs = len(widths) + 1 + int(self.stem_is_output)
@@ -84,6 +85,12 @@ class ShuffleNetFamily(SparseBackbone):
             raise ValueError(f'arch must be one of {sorted(self.arch_settings)} or a dict with '
                              f'exactly the keys {sorted(self.arch_keys)}, got {arch!r}')
         arch = copy.deepcopy(dict(arch))
+        for key in ('widths', 'units'):
+            if not isinstance(arch[key], Sequence) or isinstance(arch[key], str) \
+                    or not arch[key]:
+                raise ValueError(f"arch['{key}'] must be a non-empty sequence of positive ints, "
+                                 f'got {arch[key]!r}')
+            check_positive_ints(**{f"arch['{key}'][{i}]": v for i, v in enumerate(arch[key])})
         n = len(arch['widths'])
         if not (len(arch['units']) == len(arch['acts']) == len(arch['se']) == n) or \
                 len(arch['kinds']) != sum(arch['units']) or \

@@ -5,6 +5,8 @@ import torch
 import torch.nn as nn
 from mmpretrain.models.heads import ClsHead
 
+from ..forms import TRAINING, CheckpointFormError, CheckpointMismatchError, form_mismatch_message
+
 
 class CondenseNetClsHead(ClsHead):
     """Linear classifier on pooled features; the deploy form may drop inputs.
@@ -14,6 +16,11 @@ class CondenseNetClsHead(ClsHead):
     which is lossy unless those columns are zero. ``keep_ratio=1.0`` (the
     default) keeps every input and the deploy form is exact; the paper's
     CondenseNet-C figures (274M / 2.9M) are those of ``keep_ratio=0.5``.
+
+    A training-form head loads deploy-form weights exactly (the dropped
+    columns become zeros), so a deploy checkpoint needs only
+    ``model.backbone.deploy=True``; ``deploy=True`` gives the condensed
+    classifier itself. A deploy-form head refuses training-form weights.
 
     Args:
         num_classes (int): Number of classes.
@@ -64,3 +71,30 @@ class CondenseNetClsHead(ClsHead):
         self.fc = fc
         self.register_buffer('index', index)
         self.deploy = True
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # torch and mmengine pass each module a dict of its own to load from
+        index = state_dict.get(prefix + 'index')
+        weight = state_dict.get(prefix + 'fc.weight')
+        if self.deploy and index is None and weight is not None:
+            raise CheckpointFormError(form_mismatch_message(type(self).__name__, prefix, TRAINING))
+        if not self.deploy and index is not None and weight is not None:
+            state_dict[prefix + 'fc.weight'] = self._expand_condensed(index, weight, prefix)
+            del state_dict[prefix + 'index']
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _expand_condensed(self, index, weight, prefix):
+        """The dense classifier weight equal to a condensed one: zeros where dropped."""
+        valid = (index.dim() == 1 and not index.is_floating_point()
+                 and tuple(weight.shape) == (self.num_classes, index.numel())
+                 and index.unique().numel() == index.numel()
+                 and (index.numel() == 0 or 0 <= int(index.min()) <= int(index.max())
+                      < self.in_channels))
+        if not valid:
+            raise CheckpointMismatchError(
+                f"the checkpoint's condensed classifier under '{prefix}' (index "
+                f'{tuple(index.shape)}, fc.weight {tuple(weight.shape)}) does not fit '
+                f'{type(self).__name__}({self.num_classes}, {self.in_channels})')
+        dense = weight.new_zeros(self.num_classes, self.in_channels)
+        dense[:, index] = weight
+        return dense

@@ -1,0 +1,174 @@
+"""Reading, strictly loading and safely writing checkpoints.
+
+* :func:`read_checkpoint` loads a file with ``torch.load(weights_only=True)``
+  and turns a missing, empty, truncated or foreign file into an error that
+  names the file and says what is wrong, not a pickle or zip traceback.
+* :func:`load_state_dict_strict` loads every key or none: the other form,
+  missing, unexpected and mis-shaped keys are errors that name them.
+* :func:`save_checkpoint_file` never overwrites an input, never overwrites an
+  existing file unless asked, creates missing folders, and writes to a
+  temporary file in the same folder that is renamed over the final name only
+  when complete, so a crash never leaves a half-written checkpoint.
+"""
+import os
+import os.path as osp
+import uuid
+from collections import OrderedDict
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn as nn
+
+from ..models.forms import (CheckpointFormError, CheckpointMismatchError, checkpoint_state_dict,
+                            compare_state_dicts, describe_mismatch, form_mismatch_message,
+                            state_dict_form, strip_module_prefix)
+
+
+class CheckpointReadError(ValueError):
+    """A checkpoint file cannot be read (empty, truncated, corrupt, not a checkpoint)."""
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+    """A checkpoint file does not exist."""
+
+
+class OutputExistsError(FileExistsError):
+    """An output file exists and overwriting it was not asked for, or it is an input."""
+
+
+def read_checkpoint(path: str, map_location='cpu') -> dict:
+    """Load a checkpoint file safely (``weights_only=True``).
+
+    Local paths are read with ``torch.load``; URLs and ``open-mmlab://``-style
+    names with mmengine's ``CheckpointLoader``.
+
+    Returns:
+        dict: The checkpoint (a ``state_dict``/``meta`` dict, or a bare state
+        dict).
+
+    Raises:
+        CheckpointNotFoundError: if a local file does not exist.
+        CheckpointReadError: if it cannot be read or is not a dict.
+
+    Example:
+        >>> read_checkpoint('no/such/file.pth')
+        Traceback (most recent call last):
+        ...
+        mmcnv2.checkpoint.files.CheckpointNotFoundError: checkpoint not found: no/such/file.pth
+    """
+    remote = '://' in str(path)
+    if not remote:
+        if not osp.exists(path):
+            raise CheckpointNotFoundError(f'checkpoint not found: {path}')
+        if osp.isdir(path):
+            raise CheckpointReadError(f'{path} is a folder, not a checkpoint file')
+        if osp.getsize(path) == 0:
+            raise CheckpointReadError(f'{path} is empty (0 bytes): not a checkpoint; was its '
+                                      'writing interrupted?')
+    try:
+        if remote:
+            from mmengine.runner.checkpoint import CheckpointLoader
+            obj = CheckpointLoader.load_checkpoint(path, map_location=map_location)
+        else:
+            obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # zip, pickle and unsupported-global errors
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ''
+        raise CheckpointReadError(
+            f'{path} could not be read as a PyTorch checkpoint with torch.load(weights_only=True) '
+            f'({type(e).__name__}: {first}); the file is truncated, corrupt or not a '
+            'checkpoint') from None
+    if not isinstance(obj, dict):
+        raise CheckpointReadError(f'{path} holds a {type(obj).__name__}, not a checkpoint dict')
+    return obj
+
+
+def check_state_dict_fits(model: nn.Module, state_dict: Mapping,
+                          source: str = 'the checkpoint'):
+    """Raise unless ``state_dict`` loads into ``model`` exactly (``module.``
+    prefixes of the state dict and model wrappers are ignored).
+
+    Raises:
+        CheckpointFormError: if the sparse layers are in the other form; the
+            message gives the flag that builds the model in the right one.
+        CheckpointMismatchError: on missing, unexpected or mis-shaped keys,
+            naming them.
+    """
+    from mmengine.model import is_model_wrapper
+
+    model = model.module if is_model_wrapper(model) else model
+    state_dict = strip_module_prefix(state_dict)
+    own = model.state_dict()
+    incoming_form, own_form = state_dict_form(state_dict), state_dict_form(own)
+    if incoming_form and own_form and incoming_form != own_form:
+        raise CheckpointFormError(f'{source}: ' + form_mismatch_message(
+            type(model).__name__, 'backbone.' if hasattr(model, 'backbone') else '',
+            incoming_form))
+    problems = compare_state_dicts(own, state_dict)
+    if any(problems.values()):
+        raise CheckpointMismatchError(f'{source} does not match the model '
+                                      f'({type(model).__name__}): {describe_mismatch(problems)}')
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: Mapping, source: str = 'the checkpoint'):
+    """Load ``state_dict`` into ``model``, all or nothing (see :func:`check_state_dict_fits`)."""
+    from mmengine.model import is_model_wrapper
+
+    check_state_dict_fits(model, state_dict, source)
+    model = model.module if is_model_wrapper(model) else model
+    model.load_state_dict(strip_module_prefix(state_dict), strict=True)
+
+
+def check_output_path(out: str, inputs: Sequence[str] = (), force: bool = False):
+    """Refuse an output that is one of ``inputs`` (also through other paths or
+    links), or that exists when ``force`` is False.
+
+    Raises:
+        OutputExistsError: in those cases.
+    """
+    if not osp.exists(out):
+        return
+    for path in inputs:
+        if osp.exists(path) and osp.samefile(out, path):
+            raise OutputExistsError(f'the output {out} is the input {path}: write the result '
+                                    'to another file (the input would be lost)')
+    if osp.isdir(out):
+        raise OutputExistsError(f'the output {out} is a folder; give a file name')
+    if not force:
+        raise OutputExistsError(f'{out} exists; pass --force (force=True) to overwrite it')
+
+
+def save_checkpoint_file(checkpoint: dict, out: str, inputs: Sequence[str] = (),
+                         force: bool = False):
+    """``torch.save`` ``checkpoint`` to ``out`` atomically.
+
+    The output folder is created if missing; the file is written to a
+    temporary name in the same folder and renamed over ``out`` only when
+    complete (``os.replace``), so ``out`` is either its old self or complete.
+
+    Args:
+        checkpoint (dict): What to save.
+        out (str): The file to write.
+        inputs (Sequence[str]): Files ``out`` must not be.
+        force (bool): Overwrite an existing ``out``.
+
+    Raises:
+        OutputExistsError: see :func:`check_output_path`.
+    """
+    check_output_path(out, inputs, force)
+    folder = osp.dirname(osp.abspath(out))
+    os.makedirs(folder, exist_ok=True)
+    tmp = osp.join(folder, f'.{osp.basename(out)}.{uuid.uuid4().hex[:12]}.tmp')
+    try:
+        with open(tmp, 'xb') as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def state_dict_of(checkpoint: Mapping) -> 'OrderedDict':
+    """A checkpoint's state dict without ``module.`` prefixes."""
+    return strip_module_prefix(checkpoint_state_dict(checkpoint))
