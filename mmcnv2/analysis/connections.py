@@ -32,21 +32,9 @@ _LGC = re.compile(r'^(?:backbone\.)?stages\.(\d+)\.layers\.(\d+)\.conv1\.(conv\.
 
 
 def _load_state_dict(checkpoint) -> dict:
-    if isinstance(checkpoint, dict):
-        ckpt = checkpoint
-    else:
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-        if osp.getsize(checkpoint) == 0:
-            raise ValueError(f'{checkpoint} is empty (0 bytes), not a checkpoint')
-        try:
-            ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
-        except Exception as e:  # torch raises RuntimeError, UnpicklingError, EOFError...
-            raise ValueError(f'{checkpoint} is not a readable PyTorch checkpoint (truncated, '
-                             f'corrupt or another format): {type(e).__name__}: {e}') from e
-        if not isinstance(ckpt, dict):
-            raise ValueError(f'{checkpoint} holds a {type(ckpt).__name__}, not a checkpoint '
-                             'dict or state dict')
+    """The state dict of a checkpoint dict or file (read by :func:`read_checkpoint`)."""
+    from ..checkpoint.files import read_checkpoint
+    ckpt = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)
     return ckpt.get('state_dict', ckpt)
 
 

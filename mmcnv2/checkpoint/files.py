@@ -10,9 +10,7 @@
   temporary file in the same folder that is renamed over the final name only
   when complete, so a crash never leaves a half-written checkpoint.
 """
-import os
 import os.path as osp
-import uuid
 from collections import OrderedDict
 from typing import Mapping, Sequence
 
@@ -22,6 +20,7 @@ import torch.nn as nn
 from ..models.forms import (CheckpointFormError, CheckpointMismatchError, checkpoint_state_dict,
                             compare_state_dicts, describe_mismatch, form_mismatch_message,
                             state_dict_form, strip_module_prefix)
+from .atomic import atomic_output
 
 
 class CheckpointReadError(ValueError):
@@ -141,9 +140,10 @@ def save_checkpoint_file(checkpoint: dict, out: str, inputs: Sequence[str] = (),
                          force: bool = False):
     """``torch.save`` ``checkpoint`` to ``out`` atomically.
 
-    The output folder is created if missing; the file is written to a
-    temporary name in the same folder and renamed over ``out`` only when
-    complete (``os.replace``), so ``out`` is either its old self or complete.
+    The output folder is created if missing; the file is written by
+    :func:`mmcnv2.checkpoint.atomic.atomic_output` (a temporary name in the
+    same folder, renamed over ``out`` only when complete), so ``out`` is
+    either its old self or complete.
 
     Args:
         checkpoint (dict): What to save.
@@ -155,18 +155,8 @@ def save_checkpoint_file(checkpoint: dict, out: str, inputs: Sequence[str] = (),
         OutputExistsError: see :func:`check_output_path`.
     """
     check_output_path(out, inputs, force)
-    folder = osp.dirname(osp.abspath(out))
-    os.makedirs(folder, exist_ok=True)
-    tmp = osp.join(folder, f'.{osp.basename(out)}.{uuid.uuid4().hex[:12]}.tmp')
-    try:
-        with open(tmp, 'xb') as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    with atomic_output(out) as tmp:
+        torch.save(checkpoint, tmp)
 
 
 def state_dict_of(checkpoint: Mapping) -> 'OrderedDict':

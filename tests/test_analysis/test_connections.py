@@ -189,7 +189,7 @@ def test_cli_says_what_is_wrong_with_a_checkpoint(tmp_path, monkeypatch, capsys,
     message = str(exit_info.value.code)
     assert message.startswith('error: ') and str(path) in message, message
     expected = {'missing': 'not found', 'empty': 'empty (0 bytes)',
-                'random': 'not a readable PyTorch checkpoint',
-                'truncated': 'not a readable PyTorch checkpoint'}[content]
+                'random': 'could not be read as a PyTorch checkpoint',
+                'truncated': 'could not be read as a PyTorch checkpoint'}[content]
     assert expected in message
     assert not osp.exists(tmp_path / 'fig.png')

@@ -59,7 +59,8 @@ def test_a_crash_while_writing_leaves_the_old_file_and_no_temporary(tmp_path, mo
     original = out.read_bytes()
 
     def crash(obj, f):
-        f.write(b'PK\x03\x04 half a checkpoint')
+        with open(f, 'wb') as file:
+            file.write(b'PK\x03\x04 half a checkpoint')
         raise KeyboardInterrupt  # e.g. Ctrl-C in the middle of torch.save
 
     monkeypatch.setattr(files.torch, 'save', crash)
