@@ -1,25 +1,27 @@
-"""Detect objects in images; write the pictures and the predictions drawn in them.
+"""Detect objects in images, or classify them; write pictures and predictions.
 
     python tools/infer.py CONFIG CHECKPOINT IMAGE_OR_FOLDER [...] --out-dir DIR
-                          [--score-thr 0.3] [--max-vis-side 1333] [--device cpu]
+                          [--score-thr 0.3] [--max-vis-side 1333] [--topk 5] [--device cpu]
 
-Pictures are written to DIR/vis/<name>, predictions (json: labels, scores, bboxes in the
-input's pixels) to DIR/preds/<stem>.json; both hold the boxes scoring above --score-thr.
-Files that cannot be read as images are reported and skipped, the others processed, and the
-exit status is then 1.
+The config's ``default_scope`` chooses the task: an mmdet config detects, an mmpretrain
+config classifies. Pictures are written to DIR/vis/<name>, predictions to
+DIR/preds/<stem>.json: for a detector the boxes scoring above --score-thr (labels, scores,
+bboxes in the input's pixels), for a classifier the --topk labels by score (labels, scores,
+class names). The model is built in the form its checkpoint holds. Files that cannot be read
+as images are reported and skipped, the others processed, and the exit status is then 1.
 """
 import argparse
 import sys
 
 from mmengine.config import Config, DictAction
 
-from mmcnv2.apis.inference import DEFAULT_MAX_VIS_SIDE, infer_images
+from mmcnv2.apis.inference import DEFAULT_MAX_VIS_SIDE, classify_images, infer_images
 
 
 def parse_args():
     parser = argparse.ArgumentParser(
-        description='Run a detector on images; write pictures (DIR/vis) and predictions '
-        '(DIR/preds) of the boxes scoring above --score-thr')
+        description='Run a detector (mmdet config) or a classifier (mmpretrain config) on '
+        'images; write pictures (DIR/vis) and predictions (DIR/preds)')
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('images', nargs='+',
@@ -28,13 +30,16 @@ def parse_args():
                         'image is reported and skipped (exit status 1)')
     parser.add_argument('--out-dir', required=True, help='where to write the results')
     parser.add_argument('--score-thr', type=float, default=0.3,
-                        help='draw and save only boxes scoring above this (default 0.3; 0 '
-                        'keeps every box the model returns)')
+                        help='detection: draw and save only boxes scoring above this (default '
+                        '0.3; 0 keeps every box the model returns)')
     parser.add_argument('--max-vis-side', type=int, default=DEFAULT_MAX_VIS_SIDE,
                         help='draw images larger than this (longest side, pixels) on a copy '
                         'scaled down to it, boxes scaled alike: mmdet draws at about 120 bytes '
                         'a pixel, gigabytes for a huge image; predictions stay in the input\'s '
                         f'pixels; 0 draws at full resolution (default {DEFAULT_MAX_VIS_SIDE})')
+    parser.add_argument('--topk', type=int, default=5,
+                        help='classification: the labels to draw and save, best first '
+                        '(default 5)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -45,18 +50,30 @@ def parse_args():
 
 def main():
     args = parse_args()
-    config = args.config
-    if args.cfg_options:
-        config = Config.fromfile(args.config)
-        config.merge_from_dict(args.cfg_options)
     try:
-        result = infer_images(config, args.checkpoint, args.images, args.out_dir,
-                              args.score_thr, args.device, args.batch_size, args.max_vis_side)
+        config = Config.fromfile(args.config)
+    except FileNotFoundError as e:
+        sys.exit(f'error: {e}')
+    scope = config.get('default_scope')
+    if scope not in ('mmdet', 'mmpretrain'):
+        sys.exit(f"error: {args.config}: default_scope must be 'mmdet' (detection) or "
+                 f"'mmpretrain' (classification), got {scope!r}")
+    try:
+        if scope == 'mmdet':
+            result = infer_images(config, args.checkpoint, args.images, args.out_dir,
+                                  args.score_thr, args.device, args.batch_size, args.max_vis_side,
+                                  args.cfg_options)
+            kept = f'boxes scoring above {args.score_thr}'
+        else:
+            result = classify_images(config, args.checkpoint, args.images, args.out_dir,
+                                     args.topk, args.device, args.batch_size,
+                                     cfg_options=args.cfg_options)
+            kept = f'top-{args.topk} labels'
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
     done = len(result['predictions'])
     print(f'\n{done} image(s): pictures in {args.out_dir}/vis, predictions in '
-          f'{args.out_dir}/preds (boxes scoring above {args.score_thr})')
+          f'{args.out_dir}/preds ({kept})')
     if result['failed']:
         for path, reason in result['failed'].items():
             print(f'skipped {path}: {reason}', file=sys.stderr)

@@ -1,6 +1,10 @@
-"""Detection inference on images through mmdet's ``DetInferencer``: pictures and predictions.
+"""Inference on image files: pictures and predictions, for detectors and classifiers.
 
-Unlike ``DetInferencer(...)(images, out_dir=...)``, :func:`infer_images`
+:func:`infer_images` runs a detector through mmdet's ``DetInferencer``,
+:func:`classify_images` a classifier through mmpretrain's
+``ImageClassificationInferencer``; both build the model in the form its
+checkpoint holds, report unreadable files while they process the others, and
+show a progress bar. Unlike ``DetInferencer(...)(images, out_dir=...)``, :func:`infer_images`
 
 * saves the same boxes it draws (score above ``score_thr``), not every box;
 * draws large images on a downscaled copy (``max_vis_side``): mmdet draws at
@@ -125,9 +129,22 @@ def draw_detections(visualizer, image: np.ndarray, sample, out_file: Optional[st
     return visualizer.get_image()
 
 
+def _config_in_checkpoint_form(config, cfg_options: Optional[dict], checkpoint: str):
+    """(A copy of) ``config`` with ``cfg_options`` merged, set to build the form
+    ``checkpoint`` holds (an option asking for the other form is an error, see
+    :func:`match_checkpoint_form`), and the checkpoint read."""
+    cfg = copy.deepcopy(config) if isinstance(config, Config) else Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    ckpt = read_checkpoint(checkpoint)
+    match_checkpoint_form(cfg, ckpt, cfg_options, source=checkpoint)
+    return cfg, ckpt
+
+
 def infer_images(config, checkpoint: str, images: Sequence[str], out_dir: str,
                  score_thr: float = 0.3, device: str = 'cpu', batch_size: int = 1,
-                 max_vis_side: int = DEFAULT_MAX_VIS_SIDE) -> Dict[str, dict]:
+                 max_vis_side: int = DEFAULT_MAX_VIS_SIDE,
+                 cfg_options: Optional[dict] = None) -> Dict[str, dict]:
     """Run a detector on ``images``; write the pictures and the predictions drawn in them.
 
     Args:
@@ -145,6 +162,9 @@ def infer_images(config, checkpoint: str, images: Sequence[str], out_dir: str,
         batch_size (int): Images per forward pass.
         max_vis_side (int): Pictures are drawn at most this many pixels wide
             and high (larger inputs on a downscaled copy); 0: full resolution.
+        cfg_options (dict, optional): Overrides for the config (as
+            ``--cfg-options``); one that asks for the other form than the
+            checkpoint's is an error.
 
     Returns:
         dict: ``predictions`` (``{image: dict(labels, scores, bboxes)}``) and
@@ -166,9 +186,7 @@ def infer_images(config, checkpoint: str, images: Sequence[str], out_dir: str,
                          f'got {max_vis_side!r}')
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f'batch_size must be an int >= 1, got {batch_size!r}')
-    cfg = copy.deepcopy(config) if isinstance(config, Config) else Config.fromfile(config)
-    ckpt = read_checkpoint(checkpoint)
-    match_checkpoint_form(cfg, ckpt, source=checkpoint)
+    cfg, ckpt = _config_in_checkpoint_form(config, cfg_options, checkpoint)
     inferencer = DetInferencer(model=cfg, weights=checkpoint, device=device, show_progress=False)
     check_state_dict_fits(inferencer.model, state_dict_of(ckpt), checkpoint)
     del ckpt
@@ -193,5 +211,97 @@ def infer_images(config, checkpoint: str, images: Sequence[str], out_dir: str,
             predictions[path] = inferencer.pred2dict(sample, out_dir)  # writes preds/<stem>.json
             draw_detections(inferencer.visualizer, image, sample,
                             osp.join(out_dir, 'vis', osp.basename(path)), max_vis_side)
+            progress.update()
+    return dict(predictions=predictions, failed=failed)
+
+
+def classify_images(config, checkpoint: str, images: Sequence[str], out_dir: str,
+                    topk: int = 5, device: str = 'cpu', batch_size: int = 1,
+                    vis_side: int = 256, cfg_options: Optional[dict] = None) -> Dict[str, dict]:
+    """Run a classifier on ``images``; write a picture and the top-k labels of each.
+
+    The model is mmpretrain's ``ImageClassificationInferencer`` on ``config``,
+    built in the form (training or deploy) the checkpoint holds, which must fit
+    it exactly.
+
+    Args:
+        config (str | Config): Classification config (mmcnv2's or any
+            mmpretrain config). Its test pipeline gets the image as read
+            (``LoadImageFromFile`` is dropped, as mmpretrain's inferencer does).
+        checkpoint (str): Its checkpoint (loaded with ``weights_only=True``).
+        images (Sequence[str]): Image files or folders (their image files by
+            extension).
+        out_dir (str): Pictures go to ``out_dir/vis/<name>`` (the top-k labels
+            and scores written on the image), predictions to
+            ``out_dir/preds/<stem>.json``.
+        topk (int): How many labels to keep, by score (at most the number of
+            classes).
+        device (str): ``'cpu'``, ``'cuda'``, ``'cuda:0'``...
+        batch_size (int): Images per forward pass.
+        vis_side (int): The pictures' shorter side, in pixels (small inputs such
+            as 32x32 digits are drawn enlarged so that the text fits).
+        cfg_options (dict, optional): See :func:`infer_images`.
+
+    Returns:
+        dict: ``predictions`` (``{image: dict(labels, scores, classes)}``, best
+        first; ``classes`` are names when the checkpoint or config has them,
+        else None) and ``failed`` (``{file: reason}`` for inputs that could not
+        be read as images; the others are processed).
+
+    Raises:
+        FileNotFoundError: if an input does not exist.
+        ValueError: for bad arguments, a folder without images, or no input at all.
+    """
+    import json
+
+    import torch
+    from mmengine.utils import ProgressBar
+    from mmpretrain.apis import ImageClassificationInferencer
+    from mmpretrain.visualization import UniversalVisualizer
+
+    paths = list_images(images)
+    for name, value, low in (('topk', topk, 1), ('batch_size', batch_size, 1),
+                             ('vis_side', vis_side, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f'{name} must be an int >= {low}, got {value!r}')
+    cfg, ckpt = _config_in_checkpoint_form(config, cfg_options, checkpoint)
+    inferencer = ImageClassificationInferencer(cfg, pretrained=checkpoint, device=device)
+    check_state_dict_fits(inferencer.model, state_dict_of(ckpt), checkpoint)
+    del ckpt
+    classes = inferencer.classes  # the checkpoint's dataset_meta, if it has one
+    visualizer = inferencer.visualizer or UniversalVisualizer()  # as mmpretrain's visualize
+    predictions, failed = {}, {}
+    os.makedirs(osp.join(out_dir, 'vis'), exist_ok=True)
+    os.makedirs(osp.join(out_dir, 'preds'), exist_ok=True)
+    progress = ProgressBar(len(paths))
+    for start in range(0, len(paths), batch_size):
+        batch = []
+        for path in paths[start:start + batch_size]:
+            image = read_image(path)
+            if image is None:
+                failed[path] = 'not an image file that OpenCV can read'
+                progress.update()
+            else:
+                batch.append((path, image))
+        if not batch:
+            continue
+        samples = inferencer([image for _, image in batch], batch_size=len(batch),
+                             return_datasamples=True)
+        for (path, image), sample in zip(batch, samples):
+            k = min(topk, len(sample.pred_score))
+            scores, labels = torch.topk(sample.pred_score, k)
+            labels = labels.tolist()
+            predictions[path] = dict(
+                labels=labels, scores=scores.tolist(),
+                classes=[classes[i] for i in labels] if classes is not None else None)
+            stem = osp.splitext(osp.basename(path))[0]
+            with open(osp.join(out_dir, 'preds', f'{stem}.json'), 'w') as f:
+                json.dump(predictions[path], f, indent=1)
+            sample.set_pred_label(torch.tensor(labels))  # drawn best first, with scores
+            h, w = image.shape[:2]
+            visualizer.visualize_cls(
+                image[..., ::-1], sample, classes=classes, draw_gt=False,
+                rescale_factor=vis_side / min(h, w),
+                out_file=osp.join(out_dir, 'vis', osp.basename(path)))
             progress.update()
     return dict(predictions=predictions, failed=failed)
