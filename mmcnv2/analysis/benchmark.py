@@ -388,7 +388,20 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
 
     Returns:
         dict: ``machine``, ``settings`` and ``rows`` (see :class:`Row`).
+
+    The process's torch thread count is restored afterwards.
     """
+    threads_before = torch.get_num_threads()
+    try:
+        return _run_benchmark(root, threads, batches, size, forms, models, detectors, onnx,
+                              budget_s, malloc, log)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run_benchmark(root, threads, batches, size, forms, models, detectors, onnx, budget_s, malloc,
+                   log) -> dict:
+    """:func:`run_benchmark`'s measurements (it restores the thread count)."""
     from ..models.deploy import fuse_for_inference
 
     threads = tuple(threads or sorted({1, os.cpu_count() or 1}))
@@ -475,7 +488,6 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
                                       budget_s=budget_s)
             rows.append(Row(name, form, 'pytorch', t, 1, (800, 1333), timing, peer))
             log(f'{name:<28}{form:<9} threads={t}: {timing} ms')
-    torch.set_num_threads(max(threads))
     settings = dict(threads=threads, batches=tuple(batches), size=size, forms=tuple(forms),
                     budget_s=budget_s, malloc=malloc,
                     timing='median (25th-75th percentile) of >= 5 passes after 3 warm-up '

@@ -213,16 +213,23 @@ def keep_every_box():
 
 def assert_same_detections(a, b):
     """The same boxes (label, score, coordinates) in both; boxes whose scores tie to float
-    rounding may come in another order, so each box is matched to the closest of the other."""
+    rounding may come in another order, so each box is matched to the closest of the other.
+
+    A model with random weights scores its boxes within about 1e-3 of each other, so a
+    rounding-level difference between the two forms can let NMS or the top-k cut keep a
+    neighbour instead of a box: all but 2% of the boxes must match (random weights instead
+    of the checkpoint's match none)."""
     labels_a, labels_b = (torch.as_tensor(np.asarray(d['labels'])) for d in (a, b))
     scores_a, scores_b = (torch.as_tensor(np.asarray(d['scores'])).double() for d in (a, b))
     boxes_a, boxes_b = (torch.as_tensor(np.asarray(d['bboxes'])).double() for d in (a, b))
     assert len(scores_a) > 0 and len(scores_a) == len(scores_b)
-    torch.testing.assert_close(scores_a, scores_b, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(scores_a, scores_b, rtol=1e-4, atol=1e-6)  # sorted, best first
     distance = torch.cdist(boxes_a, boxes_b, p=float('inf'))
     distance += (scores_a[:, None] - scores_b[None]).abs() * 100  # 1e-4 apart: not the same
     distance[labels_a[:, None] != labels_b[None]] = float('inf')
-    assert distance.min(1).values.max() < 1e-2 and distance.min(0).values.max() < 1e-2
+    for side in (1, 0):
+        matched = (distance.min(side).values < 1e-2).double().mean()
+        assert matched >= 0.98, f'{matched:.1%} of the boxes match'
 
 
 def instances(sample):
