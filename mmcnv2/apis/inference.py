@@ -129,6 +129,23 @@ def draw_detections(visualizer, image: np.ndarray, sample, out_file: Optional[st
     return visualizer.get_image()
 
 
+def _readable_batches(paths: List[str], batch_size: int, failed: Dict[str, str], progress):
+    """Yield the readable images of ``paths`` as lists of ``(path, image)``, up to
+    ``batch_size`` files at a time; unreadable files go to ``failed`` (and count
+    as done in ``progress``), batches without a readable image are skipped."""
+    for start in range(0, len(paths), batch_size):
+        batch = []
+        for path in paths[start:start + batch_size]:
+            image = read_image(path)
+            if image is None:
+                failed[path] = 'not an image file that OpenCV can read'
+                progress.update()
+            else:
+                batch.append((path, image))
+        if batch:
+            yield batch
+
+
 def _config_in_checkpoint_form(config, cfg_options: Optional[dict], checkpoint: str):
     """(A copy of) ``config`` with ``cfg_options`` merged, set to build the form
     ``checkpoint`` holds (an option asking for the other form is an error, see
@@ -192,17 +209,7 @@ def infer_images(config, checkpoint: str, images: Sequence[str], out_dir: str,
     del ckpt
     predictions, failed = {}, {}
     progress = ProgressBar(len(paths))
-    for start in range(0, len(paths), batch_size):
-        batch = []
-        for path in paths[start:start + batch_size]:
-            image = read_image(path)
-            if image is None:
-                failed[path] = 'not an image file that OpenCV can read'
-                progress.update()
-            else:
-                batch.append((path, image))
-        if not batch:
-            continue
+    for batch in _readable_batches(paths, batch_size, failed, progress):
         samples = inferencer([image for _, image in batch], batch_size=len(batch),
                              return_datasamples=True)['predictions']
         for (path, image), sample in zip(batch, samples):
@@ -274,17 +281,7 @@ def classify_images(config, checkpoint: str, images: Sequence[str], out_dir: str
     os.makedirs(osp.join(out_dir, 'vis'), exist_ok=True)
     os.makedirs(osp.join(out_dir, 'preds'), exist_ok=True)
     progress = ProgressBar(len(paths))
-    for start in range(0, len(paths), batch_size):
-        batch = []
-        for path in paths[start:start + batch_size]:
-            image = read_image(path)
-            if image is None:
-                failed[path] = 'not an image file that OpenCV can read'
-                progress.update()
-            else:
-                batch.append((path, image))
-        if not batch:
-            continue
+    for batch in _readable_batches(paths, batch_size, failed, progress):
         samples = inferencer([image for _, image in batch], batch_size=len(batch),
                              return_datasamples=True)
         for (path, image), sample in zip(batch, samples):

@@ -11,6 +11,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from tests.tool_utils import tool
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PHOTO = osp.join(osp.dirname(sklearn.__file__), 'datasets', 'images', 'china.jpg')  # real, 427x640
 
@@ -134,22 +136,11 @@ def test_rescale_sample_scales_boxes_and_masks():
     assert sample.pred_instances.bboxes.tolist() == [[30., 10., 50., 20.]]  # a copy
 
 
-def run_infer_tool(monkeypatch, *args):
-    """tools/infer.py in this process: (exit code or message, stdout, stderr)."""
-    import runpy
-    monkeypatch.setattr(sys, 'argv', ['infer.py', *args])
-    try:
-        runpy.run_path(osp.join(ROOT, 'tools/infer.py'), run_name='__main__')
-    except SystemExit as e:
-        return e.code
-    return 0
-
-
-def test_infer_tool_refuses_a_folder_without_images(checkpoint, tmp_path, monkeypatch):
+def test_infer_tool_refuses_a_folder_without_images(checkpoint, tmp_path):
     empty = tmp_path / 'empty'
     empty.mkdir()
     (empty / 'notes.txt').write_text('no image here')
-    code = run_infer_tool(monkeypatch, CONFIG, checkpoint, str(empty), '--out-dir',
+    code = tool('infer.py', CONFIG, checkpoint, str(empty), '--out-dir',
                           str(tmp_path / 'out'))
     assert isinstance(code, str) and code.startswith('error: no image files in folder')
     assert str(empty) in code
@@ -157,13 +148,13 @@ def test_infer_tool_refuses_a_folder_without_images(checkpoint, tmp_path, monkey
 
 
 def test_infer_tool_reports_unreadable_files_and_processes_the_rest(
-        checkpoint, tmp_path, monkeypatch, capsys):
+        checkpoint, tmp_path, capsys):
     import shutil
     text = tmp_path / 'readme.jpg'
     text.write_text('not an image')
     second = str(tmp_path / 'second.jpg')
     shutil.copy(PHOTO, second)
-    code = run_infer_tool(monkeypatch, CONFIG, checkpoint, PHOTO, str(text), second,
+    code = tool('infer.py', CONFIG, checkpoint, PHOTO, str(text), second,
                           '--out-dir', str(tmp_path / 'out'), '--score-thr', '0.0',
                           '--cfg-options', 'test_dataloader.dataset.pipeline.1.scale=(320,320)')
     err = capsys.readouterr().err

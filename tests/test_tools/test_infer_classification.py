@@ -4,8 +4,6 @@ import copy
 import json
 import os
 import os.path as osp
-import runpy
-import sys
 
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ from mmengine.config import Config
 from mmcnv2.models import switch_model_to_deploy
 from mmcnv2.models.deploy import sparse_layers
 from tests.conftest import randomize_bn
+from tests.tool_utils import tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs/demo/cnv2_digits.py')
@@ -50,22 +49,13 @@ def digits(tmp_path_factory):
     return dict(images=str(images), checkpoints=ckpts, model=model)
 
 
-def run_tool(monkeypatch, *args):
-    monkeypatch.setattr(sys, 'argv', ['infer.py', *args])
-    try:
-        runpy.run_path(osp.join(ROOT, 'tools/infer.py'), run_name='__main__')
-    except SystemExit as e:
-        return e.code
-    return 0
-
-
-def test_topk_labels_and_pictures_in_both_forms(digits, tmp_path, monkeypatch, capsys):
+def test_topk_labels_and_pictures_in_both_forms(digits, tmp_path, capsys):
     import mmcv
     results = {}
     for form, ckpt in digits['checkpoints'].items():
         out = tmp_path / form
-        assert run_tool(monkeypatch, CONFIG, ckpt, digits['images'], '--out-dir', str(out),
-                        '--topk', '3') == 0
+        assert tool('infer.py', CONFIG, ckpt, digits['images'], '--out-dir', str(out),
+                        '--topk', '3') is None  # returned normally
         assert '3 image(s)' in capsys.readouterr().out
         assert sorted(os.listdir(out / 'vis')) == ['digit0.png', 'digit1.png', 'digit2.png']
         results[form] = {}
@@ -91,12 +81,11 @@ def test_topk_labels_and_pictures_in_both_forms(digits, tmp_path, monkeypatch, c
         np.testing.assert_allclose(deploy['scores'], pred['scores'], rtol=1e-4)
 
 
-def test_unreadable_file_is_reported_and_the_others_classified(digits, tmp_path, monkeypatch,
-                                                               capsys):
+def test_unreadable_file_is_reported_and_the_others_classified(digits, tmp_path, capsys):
     bad = tmp_path / 'notes.png'
     bad.write_text('not an image')
     image = osp.join(digits['images'], 'digit0.png')
-    code = run_tool(monkeypatch, CONFIG, digits['checkpoints']['deploy'], str(bad), image,
+    code = tool('infer.py', CONFIG, digits['checkpoints']['deploy'], str(bad), image,
                     '--out-dir', str(tmp_path / 'out'))
     assert code == ('error: 1 input file(s) could not be read as images (listed above); the '
                     'other 1 were processed')
@@ -105,13 +94,13 @@ def test_unreadable_file_is_reported_and_the_others_classified(digits, tmp_path,
         assert len(json.load(f)['labels']) == 5  # --topk 5 by default
 
 
-def test_bad_arguments_are_errors(digits, tmp_path, monkeypatch):
+def test_bad_arguments_are_errors(digits, tmp_path):
     from mmcnv2.apis.inference import classify_images
     image = osp.join(digits['images'], 'digit0.png')
     with pytest.raises(ValueError, match='topk must be an int >= 1, got 0'):
         classify_images(CONFIG, digits['checkpoints']['deploy'], [image], str(tmp_path), topk=0)
     # asking for the other form than the checkpoint holds is refused, naming the option
-    code = run_tool(monkeypatch, CONFIG, digits['checkpoints']['deploy'], image, '--out-dir',
+    code = tool('infer.py', CONFIG, digits['checkpoints']['deploy'], image, '--out-dir',
                     str(tmp_path / 'o'), '--cfg-options', 'model.backbone.deploy=False')
     assert isinstance(code, str) and code.startswith('error: ')
     assert 'deploy form' in code and 'model.backbone.deploy' in code
