@@ -1,6 +1,7 @@
 """Import checkpoints of the authors' CondenseNetV2 release.
 
-Two formats exist (key lists: ``shared/notes/official_keys``):
+Two formats exist (their key layouts are described below and exercised by the
+release-format fixtures under ``tests/data/official_tiny``):
 
 * the *training* checkpoint, a dict with ``state_dict`` and/or
   ``state_dict_ema`` (keys with or without ``module.``), whose LGC/SFR layers

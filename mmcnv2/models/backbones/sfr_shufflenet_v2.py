@@ -4,7 +4,8 @@ A reconstruction from the CondenseNetV2 paper (Sec. 3.3, Fig. 5, appendix
 Tables 8/9): no code for it was released. The design (an SFR in every
 stride-1 unit, 3x3, groups = sparse factor = half the stage width, the
 increment added to the kept half) is the one that reproduces every FLOPs
-figure of the paper; see ``shared/notes/sfr_shufflenet.md`` and the README.
+figure of the paper; README (Notes: what is reconstructed or assumed) says
+how this layout was chosen.
 """
 import copy
 from typing import Sequence
