@@ -24,9 +24,11 @@ def check_fully_sparse(model):
         assert (keep.sum(1) == keep.shape[1] // factor).all(), name
 
 
-@pytest.mark.parametrize('iters', [1, 3, 7, 1000])
+# 252 iterations: a long schedule whose stage boundaries i / N * 2 (F - 1) fall exactly on
+# integers for both factors (2 (F - 1) = 6 and 14 divide 252), where rounding would show
+@pytest.mark.parametrize('iters', [1, 3, 7, 252])
 def test_iteration_loop_ends_exactly_sparse(tmp_path, iters):
-    kwargs = dict(images=16, batch=2) if iters == 1000 else {}
+    kwargs = dict(images=16, batch=2) if iters > 100 else {}
     runner, rec = run(tiny_cfg(tmp_path, iters=iters, checkpoint_interval=10**6, **kwargs))
     check_fully_sparse(runner.model)
     # the stage after every iteration is the paper's: floor(2 (i / N) (F - 1)), capped
@@ -37,7 +39,7 @@ def test_iteration_loop_ends_exactly_sparse(tmp_path, iters):
 
 
 @pytest.mark.parametrize('iters_per_epoch,epochs,batch', [(1, 1, 8), (3, 1, 8), (7, 1, 8),
-                                                          (4, 2, 8), (8, 125, 1)])
+                                                          (4, 2, 8), (7, 36, 1)])
 def test_epoch_loop_ends_exactly_sparse(tmp_path, iters_per_epoch, epochs, batch):
     runner, rec = run(tiny_cfg(tmp_path, epochs=epochs, images=batch * iters_per_epoch,
                                batch=batch, checkpoint_interval=10**6))
