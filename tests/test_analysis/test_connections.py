@@ -100,12 +100,13 @@ def test_refuses_deploy_form_and_other_models(tmp_path):
 def test_classification_demo_writes_the_figure(tmp_path):
     """The demo's own path (train -> both forms -> figure), on a 1-epoch schedule.
 
-    One epoch is enough: the hook prunes fully by mid-epoch, so the conversion
-    (which refuses unfinished layers) and the figure see the final masks.
+    One epoch of 320 images (10 iterations) is enough: the hook prunes fully by mid-epoch,
+    so the conversion (which refuses unfinished layers) and the figure see the final masks.
     """
     from mmcnv2.apis.demo import run_demo
     result = run_demo('cls', str(tmp_path / 'demo'), root=ROOT,
-                      cfg_options={'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1})
+                      cfg_options={'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
+                                   'train_dataloader.dataset.indices': 320})
     assert result['connections'] == str(tmp_path / 'demo' / 'connections.png')
     assert mpimg.imread(result['connections']).shape[0] > 500
     m = connection_strength(result['checkpoint'])
