@@ -5,9 +5,11 @@ import torch
 import torch.nn as nn
 from mmpretrain.models.heads import ClsHead
 
+from ...registry import register
 from ..layers import SqueezeExcitation, check_positive_ints
 
 
+@register('MODELS', codebases=('mmpretrain', ))
 class CondenseNetV2ClsHead(ClsHead):
     """``SE -> Linear -> h-swish -> Linear`` on globally pooled features.
 

@@ -5,9 +5,11 @@ import torch
 import torch.nn as nn
 from mmpretrain.models.heads import ClsHead
 
+from ...registry import register
 from ..layers import ShuffleSqueezeExcitation
 
 
+@register('MODELS', codebases=('mmpretrain', ))
 class ShuffleNetV2PlusClsHead(ClsHead):
     """``SE -> Linear (no bias) -> h-swish -> dropout -> Linear (no bias)``.
 
