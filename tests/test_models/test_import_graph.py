@@ -33,10 +33,10 @@ def _imports(module, file):
     package = module if file.endswith('__init__.py') else module.rpartition('.')[0]
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            base = package.split('.')
-            name = '.'.join(base[:len(base) - node.level + 1] + ([node.module] if node.module
-                                                                  else [])) if node.level \
-                else node.module
+            name = node.module or ''
+            if node.level:  # relative: up level - 1 packages from this one
+                base = package.split('.')
+                name = '.'.join(base[:len(base) - node.level + 1] + ([name] if name else []))
             names = [f'{name}.{a.name}' for a in node.names]
         elif isinstance(node, ast.Import):
             names = [a.name for a in node.names]
