@@ -1,4 +1,8 @@
-"""Whole-model conversion to the deploy (condensed) form."""
+"""Whole-model conversions: to the deploy (condensed) form, and to the fused inference form.
+
+Both walk the model and let every module convert itself (see
+:mod:`mmcnv2.models.layers.conversion`).
+"""
 from typing import Optional
 
 import torch.nn as nn
