@@ -94,6 +94,30 @@ def add_mim_extension():
         atexit.register(_fill_mim_folder, link)
 
 
+#: The sources of mmcnv2._ext, split as mmcv splits its ops: the kernel, the loop that
+#: calls it, the Python bindings.
+EXT_SOURCES = ['mmcnv2/ops/csrc/grouped_conv3x3_g8.cpp', 'mmcnv2/ops/csrc/dense_stage.cpp',
+               'mmcnv2/ops/csrc/pybind.cpp']
+
+
+def write_layout_header():
+    """Write ``mmcnv2/ops/csrc/dense_stage_layout.h`` from the one declaration of the C++
+    loop's arguments, ``mmcnv2/ops/dense_stage_layout.py`` (read without importing the
+    package); the file is left alone when it already says the same, so nothing recompiles."""
+    namespace = {}
+    layout = osp.join(ROOT, 'mmcnv2', 'ops', 'dense_stage_layout.py')
+    with open(layout) as f:
+        exec(compile(f.read(), 'mmcnv2/ops/dense_stage_layout.py', 'exec'), namespace)
+    text = namespace['cpp_header']()
+    header = osp.join(ROOT, 'mmcnv2', 'ops', 'csrc', 'dense_stage_layout.h')
+    if osp.exists(header):
+        with open(header) as f:
+            if f.read() == text:
+                return
+    with open(header, 'w') as f:
+        f.write(text)
+
+
 def extensions():
     if os.environ.get('MMCNV2_WITH_OPS', '1') == '0':
         return [], {}
@@ -103,7 +127,8 @@ def extensions():
         raise SystemExit(f'mmcnv2 compiles its C++ extension against the installed torch ({error}):'
                          ' install torch first, then pip install --no-build-isolation -e . '
                          '(or set MMCNV2_WITH_OPS=0 to skip the extension)')
-    ext = CppExtension('mmcnv2._ext', ['mmcnv2/ops/csrc/fused_dense_stage.cpp'],
+    write_layout_header()
+    ext = CppExtension('mmcnv2._ext', EXT_SOURCES, depends=['mmcnv2/ops/csrc/mmcnv2_ops.h'],
                        extra_compile_args=['-O3', '-std=c++20', '-ffp-contract=fast'])
     return [ext], {'build_ext': BuildExtension}
 

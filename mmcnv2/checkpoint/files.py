@@ -11,74 +11,20 @@
   when complete, so a crash never leaves a half-written checkpoint.
 """
 import os.path as osp
-from collections import OrderedDict
 from typing import Mapping, Sequence
 
 import torch
 import torch.nn as nn
 
-from ..models.forms import (CheckpointFormError, CheckpointMismatchError, checkpoint_state_dict,
-                            compare_state_dicts, describe_mismatch, form_mismatch_message,
-                            state_dict_form, strip_module_prefix)
+from ..models.forms import (CheckpointFormError, CheckpointMismatchError, CheckpointNotFoundError,
+                            CheckpointReadError, compare_state_dicts, describe_mismatch,
+                            form_mismatch_message, read_checkpoint, state_dict_form, state_dict_of,
+                            strip_module_prefix)
 from .atomic import atomic_output
-
-
-class CheckpointReadError(ValueError):
-    """A checkpoint file cannot be read (empty, truncated, corrupt, not a checkpoint)."""
-
-
-class CheckpointNotFoundError(FileNotFoundError):
-    """A checkpoint file does not exist."""
 
 
 class OutputExistsError(FileExistsError):
     """An output file exists and overwriting it was not asked for, or it is an input."""
-
-
-def read_checkpoint(path: str, map_location='cpu') -> dict:
-    """Load a checkpoint file safely (``weights_only=True``).
-
-    Local paths are read with ``torch.load``; URLs and ``open-mmlab://``-style
-    names with mmengine's ``CheckpointLoader``.
-
-    Returns:
-        dict: The checkpoint (a ``state_dict``/``meta`` dict, or a bare state
-        dict).
-
-    Raises:
-        CheckpointNotFoundError: if a local file does not exist.
-        CheckpointReadError: if it cannot be read or is not a dict.
-
-    Example:
-        >>> read_checkpoint('no/such/file.pth')
-        Traceback (most recent call last):
-        ...
-        mmcnv2.checkpoint.files.CheckpointNotFoundError: checkpoint not found: no/such/file.pth
-    """
-    remote = '://' in str(path)
-    if not remote:
-        if not osp.exists(path):
-            raise CheckpointNotFoundError(f'checkpoint not found: {path}')
-        if osp.isdir(path):
-            raise CheckpointReadError(f'{path} is a folder, not a checkpoint file')
-        if osp.getsize(path) == 0:
-            raise CheckpointReadError(f'{path} is empty (0 bytes): not a checkpoint; was its '
-                                      'writing interrupted?')
-    try:
-        if remote:
-            from mmengine.runner.checkpoint import CheckpointLoader
-            obj = CheckpointLoader.load_checkpoint(path, map_location=map_location)
-        else:
-            obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # zip, pickle and unsupported-global errors
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ''
-        raise CheckpointReadError(
-            f'{path} could not be read as a PyTorch checkpoint with torch.load(weights_only=True) '
-            f'({type(e).__name__}: {first}); the file is truncated, corrupt or not a '
-            'checkpoint') from None
-    if not isinstance(obj, dict):
-        raise CheckpointReadError(f'{path} holds a {type(obj).__name__}, not a checkpoint dict')
-    return obj
 
 
 def check_state_dict_fits(model: nn.Module, state_dict: Mapping,
@@ -159,6 +105,8 @@ def save_checkpoint_file(checkpoint: dict, out: str, inputs: Sequence[str] = (),
         torch.save(checkpoint, tmp)
 
 
-def state_dict_of(checkpoint: Mapping) -> 'OrderedDict':
-    """A checkpoint's state dict without ``module.`` prefixes."""
-    return strip_module_prefix(checkpoint_state_dict(checkpoint))
+__all__ = [
+    'CheckpointNotFoundError', 'CheckpointReadError', 'OutputExistsError', 'check_output_path',
+    'check_state_dict_fits', 'load_state_dict_strict', 'read_checkpoint', 'save_checkpoint_file',
+    'state_dict_of'
+]

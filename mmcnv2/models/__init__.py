@@ -1,15 +1,8 @@
-from ..registry import register
 from .backbones import (CondenseNet, CondenseNetV2, SFRShuffleNetV2, SFRShuffleNetV2Plus,
                         ShuffleNetV2Plus)
 from .heads import CondenseNetClsHead, CondenseNetV2ClsHead, ShuffleNetV2PlusClsHead
 from .deploy import fuse_for_inference, switch_model_to_deploy
 from .layers import LearnedGroupConv, SparseFeatureReactivation
-
-for _backbone in (CondenseNet, CondenseNetV2, SFRShuffleNetV2, SFRShuffleNetV2Plus,
-                  ShuffleNetV2Plus):
-    register('MODELS')(_backbone)
-for _head in (CondenseNetClsHead, CondenseNetV2ClsHead, ShuffleNetV2PlusClsHead):
-    register('MODELS', codebases=('mmpretrain', ))(_head)
 
 __all__ = [
     'CondenseNet', 'CondenseNetV2', 'SFRShuffleNetV2', 'SFRShuffleNetV2Plus', 'ShuffleNetV2Plus',

@@ -1,22 +1,25 @@
-"""Whole-model conversion to the deploy (condensed) form."""
-from typing import List, Optional, Tuple
+"""Whole-model conversions: to the deploy (condensed) form, and to the fused inference form.
 
-import torch
+Both walk the model and let every module convert itself (see
+:mod:`mmcnv2.models.layers.conversion`).
+"""
+from typing import Optional
+
 import torch.nn as nn
-from mmengine.model import is_model_wrapper
 
-from .layers import SparseConvBase
+from .layers import (FusedSFRDenseStage, check_deployable, fuse_module, make_inference_only,
+                     sparse_layers, switch_module_to_deploy, unwrap)
+from .layers.fused_dense_stage import check_backend
 
-
-def sparse_layers(model: nn.Module) -> List[Tuple[str, SparseConvBase]]:
-    """``(name, layer)`` of every LGC / SFR layer of ``model`` (unwrapped)."""
-    if is_model_wrapper(model):
-        model = model.module
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, SparseConvBase)]
+__all__ = ['fuse_for_inference', 'sparse_layers', 'switch_model_to_deploy']
 
 
 def switch_model_to_deploy(model: nn.Module) -> int:
     """Condense every LGC / SFR of any model (classifier, detector, backbone) in place.
+
+    Every module with a deploy form converts itself (its ``switch_to_deploy()``,
+    see :mod:`mmcnv2.models.layers.conversion`): the sparse layers, the
+    backbones that hold them, and heads with a condensed classifier.
 
     Returns:
         int: The number of layers converted.
@@ -25,25 +28,9 @@ def switch_model_to_deploy(model: nn.Module) -> int:
         ValueError: if a layer has not finished sparsifying (nothing is
             converted then) or the model has no sparse layers.
     """
-    layers = sparse_layers(model)
-    if not layers:
-        raise ValueError(f'{type(model).__name__} has no LGC/SFR layers to convert')
-    todo = [(n, m) for n, m in layers if not m.deploy]
-    unfinished = [(n, m) for n, m in todo if not m.is_fully_sparse]
-    if unfinished:
-        name, m = unfinished[0]
-        raise ValueError(
-            f'cannot convert to deploy form: {len(unfinished)} sparse layers have not finished '
-            f'sparsifying, e.g. {name} is at stage {int(m.stage)} of {m.num_stages}; train '
-            'through the sparsification schedule first')
-    for _, m in todo:
-        m.switch_to_deploy()
-    root = model.module if is_model_wrapper(model) else model
-    for m in root.modules():
-        if isinstance(getattr(m, 'deploy', None), bool) and not m.deploy:
-            if hasattr(m, 'switch_to_deploy') and not hasattr(m, 'sparse_layers'):
-                m.switch_to_deploy()  # e.g. a head with a condensed classifier
-            m.deploy = True
+    root = unwrap(model)
+    todo = check_deployable(root)
+    switch_module_to_deploy(root)
     return len(todo)
 
 
@@ -99,30 +86,13 @@ def fuse_for_inference(model: nn.Module, dense_below: Optional[int] = None,
         ...     torch.allclose(fused(x)[0], y, rtol=1e-4, atol=1e-5)
         True
     """
-    from .backbones.base import SparseBackbone
-    from .backbones.sfr_shufflenet_v2 import ShuffleNetFamily
-    from .layers import DenseStage, FusedSFRDenseStage
-    from .layers.fused_dense_stage import check_backend
-    from .layers.inference_only import make_inference_only
-
     check_backend(backend)  # also where the model has no dense stage
-    root = model.module if is_model_wrapper(model) else model
+    root = unwrap(model)
     training = [n for n, m in sparse_layers(root) if not m.deploy]
     if training:
         raise ValueError(f'fuse_for_inference needs the deploy form; {training[0]} and '
                          f'{len(training) - 1} more sparse layers are in training form: call '
                          'switch_model_to_deploy (or build with deploy=True) first')
     root.eval()
-    for parent in list(root.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, DenseStage) and len(child.layers) and all(
-                    hasattr(layer, 'sfr') for layer in child.layers):  # depth 0: nothing to fuse
-                setattr(parent, name, FusedSFRDenseStage(
-                    child, FusedSFRDenseStage.DENSE_BELOW if dense_below is None else dense_below,
-                    backend=backend))
-    for m in root.modules():
-        if isinstance(m, ShuffleNetFamily):
-            m.to(memory_format=torch.channels_last)
-        if isinstance(m, SparseBackbone):
-            make_inference_only(m)
-    return make_inference_only(root)
+    dense_below = FusedSFRDenseStage.DENSE_BELOW if dense_below is None else dense_below
+    return make_inference_only(fuse_module(root, dense_below, backend))

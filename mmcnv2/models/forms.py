@@ -12,10 +12,15 @@ Both forms load into a model only when it was built in the same form
 leave weights at their random init. This module is the one place that tells
 which form a checkpoint holds and compares a state dict with a module's, for
 mmcnv2's own loaders and for the check every sparse backbone runs when
-mmengine, mmdet or mmpretrain load weights into it.
+mmengine, mmdet or mmpretrain load weights into it; and it reads checkpoint
+files (:func:`read_checkpoint`), for the backbones' ``Pretrained`` init and
+for :mod:`mmcnv2.checkpoint`.
 """
+import os.path as osp
 from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional
+
+import torch
 
 TRAINING = 'training'
 DEPLOY = 'deploy'
@@ -27,6 +32,60 @@ class CheckpointMismatchError(ValueError):
 
 class CheckpointFormError(CheckpointMismatchError):
     """A checkpoint holds the other form (training / deploy) than the model's."""
+
+
+class CheckpointReadError(ValueError):
+    """A checkpoint file cannot be read (empty, truncated, corrupt, not a checkpoint)."""
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+    """A checkpoint file does not exist."""
+
+
+def read_checkpoint(path: str, map_location='cpu') -> dict:
+    """Load a checkpoint file safely (``weights_only=True``).
+
+    Local paths are read with ``torch.load``; URLs and ``open-mmlab://``-style
+    names with mmengine's ``CheckpointLoader``.
+
+    Returns:
+        dict: The checkpoint (a ``state_dict``/``meta`` dict, or a bare state
+        dict).
+
+    Raises:
+        CheckpointNotFoundError: if a local file does not exist.
+        CheckpointReadError: if it cannot be read or is not a dict.
+
+    Example:
+        >>> read_checkpoint('no/such/file.pth')
+        Traceback (most recent call last):
+        ...
+        mmcnv2.models.forms.CheckpointNotFoundError: checkpoint not found: no/such/file.pth
+    """
+    remote = '://' in str(path)
+    if not remote:
+        if not osp.exists(path):
+            raise CheckpointNotFoundError(f'checkpoint not found: {path}')
+        if osp.isdir(path):
+            raise CheckpointReadError(f'{path} is a folder, not a checkpoint file')
+        if osp.getsize(path) == 0:
+            raise CheckpointReadError(f'{path} is empty (0 bytes): not a checkpoint; was its '
+                                      'writing interrupted?')
+    try:
+        if remote:
+            from mmengine.runner.checkpoint import CheckpointLoader  # heavy; URLs only
+            obj = CheckpointLoader.load_checkpoint(path, map_location=map_location)
+        else:
+            obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # zip, pickle and unsupported-global errors
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ''
+        raise CheckpointReadError(
+            f'{path} could not be read as a PyTorch checkpoint with torch.load(weights_only=True) '
+            f'({type(e).__name__}: {first}); the file is truncated, corrupt or not a '
+            'checkpoint') from None
+    if not isinstance(obj, dict):
+        raise CheckpointReadError(f'{path} holds a {type(obj).__name__}, not a checkpoint dict')
+    return obj
 
 
 def strip_module_prefix(state_dict: Mapping) -> 'OrderedDict':
@@ -79,6 +138,11 @@ def checkpoint_state_dict(checkpoint: Mapping) -> Mapping:
         raise CheckpointMismatchError(
             f"the checkpoint's state_dict is a {type(state_dict).__name__}, not a dict")
     return state_dict
+
+
+def state_dict_of(checkpoint: Mapping) -> 'OrderedDict':
+    """A checkpoint's state dict without ``module.`` prefixes."""
+    return strip_module_prefix(checkpoint_state_dict(checkpoint))
 
 
 def checkpoint_form(checkpoint: Mapping) -> Optional[str]:

@@ -8,15 +8,22 @@ from typing import List, Optional
 
 import torch
 
-#: The argument layout this Python code passes (``ABI_VERSION`` in the C++ source).
-ABI_VERSION = 4
+from .dense_stage_layout import ABI_VERSION, LAYER_INTS, LAYER_TENSORS
+
+
+def _layout_of(ext) -> tuple:
+    """``(ABI_VERSION, LAYER_TENSORS, LAYER_INTS)`` a compiled extension was built with."""
+    return (getattr(ext, 'ABI_VERSION', None), tuple(getattr(ext, 'LAYER_TENSORS', ())),
+            tuple(getattr(ext, 'LAYER_INTS', ())))
+
 
 try:  # import_module: 'from mmcnv2 import _ext' would blame a circular import when absent
     _ext = importlib.import_module('mmcnv2._ext')
     _EXT_ERROR: Optional[str] = None
-    if getattr(_ext, 'ABI_VERSION', None) != ABI_VERSION:  # built from older sources
-        _EXT_ERROR = (f'mmcnv2._ext is stale (ABI {getattr(_ext, "ABI_VERSION", None)}, '
-                      f'expected {ABI_VERSION}): rebuild it')
+    if _layout_of(_ext) != (ABI_VERSION, LAYER_TENSORS, LAYER_INTS):  # built from other sources
+        _EXT_ERROR = (f'mmcnv2._ext is stale (ABI {getattr(_ext, "ABI_VERSION", None)} and '
+                      f'its argument layout, expected ABI {ABI_VERSION} and the layout of '
+                      'mmcnv2/ops/dense_stage_layout.py): rebuild it')
         _ext = None
 except ImportError as error:  # not built: pip install with MMCNV2_WITH_OPS=0, or no compiler
     _ext = None
@@ -30,15 +37,16 @@ def extension_error() -> Optional[str]:
 
 def dense_stage_forward(x: torch.Tensor, downsample: bool, out_channels: int,
                         tensors: List[List[torch.Tensor]], ints: List[List[int]]) -> torch.Tensor:
-    """The loop of a fused dense stage in C++ (``csrc/fused_dense_stage.cpp``).
+    """The loop of a fused dense stage in C++ (``csrc/dense_stage.cpp``).
 
     Args:
         x (Tensor): The stage input, ``(N, C, H, W)``.
         downsample (bool): Whether the stage starts with a 2x2 average pool.
         out_channels (int): Channels of the output.
-        tensors (list[list[Tensor]]): Per layer, what
-            ``_FusedSFRLayer.extension_args`` returns first.
-        ints (list[list[int]]): Per layer, what it returns second.
+        tensors (list[list[Tensor]]): Per layer, the tensors named by
+            :data:`LAYER_TENSORS`, in that order.
+        ints (list[list[int]]): Per layer, the ints named by
+            :data:`LAYER_INTS`, in that order.
 
     Returns:
         Tensor: The stage output (the Python loop's, up to the float rounding of
@@ -101,4 +109,7 @@ def _extension():
     return _ext
 
 
-__all__ = ['dense_stage_forward', 'extension_error', 'grouped_conv3x3_g8']
+__all__ = [
+    'ABI_VERSION', 'LAYER_INTS', 'LAYER_TENSORS', 'dense_stage_forward', 'extension_error',
+    'grouped_conv3x3_g8'
+]

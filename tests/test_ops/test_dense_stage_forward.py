@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mmcnv2.models import CondenseNetV2, fuse_for_inference
-from mmcnv2.ops import dense_stage_forward
+from mmcnv2.ops import LAYER_INTS, LAYER_TENSORS, dense_stage_forward
 from tests.conftest import randomize_bn, requires_ops
 
 pytestmark = requires_ops
@@ -20,10 +20,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # index3 used), 10**6: dense ones (the other tensors of the argument lists)
 ARCH = dict(depths=(2, 2), growth_rates=(8, 8), condense_factor=4, sparse_factor=2, groups=2,
             bottleneck=4, stem_stride=1, hswish_from=1, se_from=1)
-INTS = ('dense', 'relu_folded', 'act1', 'act2', 'act3', 'groups3x3', 'padding[0]', 'padding[1]',
-        'with_se', 'sfr_groups', 'mid', 'growth', 'groups', 'kernel3x3')
-TENSORS = ('w1', 'b1', 'index1', 'lower', 's_in', 'b_in', 'w2', 'se_fc1_t', 'se_fc2_t', 's3',
-           'b3', 'w3', 'index3', 'w1_jmajor', 'b1_jmajor', 'w2_kernel')
+INTS, TENSORS = LAYER_INTS, LAYER_TENSORS
 
 
 def stage_arguments(dense_below):
@@ -72,8 +69,8 @@ def test_out_channels_other_than_the_stages_is_an_error(valid, delta):
     ('dense', 2, 'dense must be 0 or 1, got 2'),
     ('with_se', 5, 'with_se must be 0 or 1'),
     ('kernel3x3', 1, 'kernel3x3 needs groups == 8'),
-    ('padding[0]', -1, r'padding\[0\] must be >= 0'),
-    ('padding[1]', 0, r"w2's kernel 3x3 and padding 1, 0 must keep the map size"),
+    ('pad_h', -1, r'pad_h must be >= 0'),
+    ('pad_w', 0, r"w2's kernel 3x3 and padding 1, 0 must keep the map size"),
     ('groups', 3, r'groups \(3\) must divide mid \(32\)'),
     ('sfr_groups', 3, r'sfr_groups \(3\) must divide growth \(8\)'),
     ('groups3x3', 3, r'groups3x3 \(3\) must divide mid'),

@@ -1,15 +1,18 @@
 """OpenMMLab backbone conventions shared by the learned-sparsity backbones."""
 import copy
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
+import torch
 import torch.nn as nn
-from mmcv.cnn import build_conv_layer, build_norm_layer
+from mmcv.cnn import ConvModule, build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..deploy import sparse_layers, switch_model_to_deploy
 from ..forms import check_incoming_weights
-from ..layers import DenseStage, check_positive_ints
+from ..layers import (UNIT_KINDS, DenseStage, ShuffleUnit, check_deployable, check_positive_ints,
+                      fuse_children, make_inference_only, sparse_layers,
+                      switch_children_to_deploy)
+from ..pretrained import load_pretrained_backbone
 
 
 def _check_non_negative_ints(**values):
@@ -19,12 +22,31 @@ def _check_non_negative_ints(**values):
             raise ValueError(f'{name} must be an int >= 0, got {value!r}')
 
 
+def _check_out_indices(out_indices, num_outputs: int) -> tuple:
+    """``out_indices`` (an int or a non-empty sequence of ints in ``[-n, n)``) as a tuple
+    of indices in ``[0, n)``; ``ValueError`` otherwise."""
+    if isinstance(out_indices, int):
+        out_indices = (out_indices, )
+    message = (f'out_indices must be a non-empty sequence of ints in [{-num_outputs}, '
+               f'{num_outputs - 1}], got {out_indices!r}')
+    if not isinstance(out_indices, Sequence) or isinstance(out_indices, str) or not out_indices:
+        raise ValueError(message)
+    indices = []
+    for index in out_indices:
+        if isinstance(index, bool) or not isinstance(index, int) \
+                or not -num_outputs <= index < num_outputs:
+            raise ValueError(message)
+        indices.append(index % num_outputs)
+    return tuple(indices)
+
+
 class SparseBackbone(BaseModule):
     """Base of backbones holding LGC / SFR layers.
 
-    Subclasses call :meth:`_set_conventions` in their constructor, record their
-    constructor arguments in ``self._build_args`` (for
-    :meth:`training_form_copy`) and implement :meth:`_frozen_modules`.
+    It takes the arguments every mmcnv2 backbone shares, checks them and
+    records them (for :meth:`training_form_copy`); subclasses define
+    :attr:`arch_settings`, :meth:`_parse_arch`, :meth:`_num_outputs` and
+    :meth:`_frozen_modules`, and build their layers after calling it.
     It provides what mmpretrain/mmdet users expect: validated ``out_indices``
     and ``frozen_stages``, ``norm_eval``, ``train()`` returning ``self``,
     strict ``Pretrained`` loading in either form, and ``switch_to_deploy()``.
@@ -35,32 +57,57 @@ class SparseBackbone(BaseModule):
     form (training / deploy), a checkpoint with no weights for the backbone,
     and missing, unexpected or mis-shaped keys are errors that say what to do,
     never a model left with random weights.
+
+    Args:
+        arch (str | dict): A key of :attr:`arch_settings` or a dict like its
+            values.
+        in_channels (int): Input image channels.
+        out_indices (int | Sequence[int]): Outputs to return (negative
+            indices count from the last).
+        frozen_stages (int): Freeze the stem (``>= 0``) and the first
+            ``frozen_stages`` stages; -1 freezes nothing.
+        deploy (bool): Build condensed (deploy-form) sparse layers directly.
+        conv_cfg (dict, optional): Config of the plain convolutions.
+        norm_cfg (dict): Norm config.
+        norm_eval (bool): Keep norm layers in eval mode when training.
+        with_cp (bool): Gradient checkpointing.
+        init_cfg (dict | list[dict], optional): Initialization config;
+            ``Pretrained`` loads strictly (see
+            :func:`mmcnv2.models.pretrained.load_pretrained_backbone`).
     """
 
-    def _set_conventions(self, num_stages: int, out_indices, frozen_stages: int,
-                         norm_eval: bool, with_cp: bool, deploy: bool):
-        if isinstance(out_indices, int):
-            out_indices = (out_indices, )
-        message = (f'out_indices must be a non-empty sequence of ints in [{-num_stages}, '
-                   f'{num_stages - 1}], got {out_indices!r}')
-        if not isinstance(out_indices, Sequence) or isinstance(out_indices, str) \
-                or not out_indices:
-            raise ValueError(message)
-        indices = []
-        for index in out_indices:
-            if isinstance(index, bool) or not isinstance(index, int) \
-                    or not -num_stages <= index < num_stages:
-                raise ValueError(message)
-            indices.append(index % num_stages)
+    arch_settings: dict = {}
+
+    def __init__(self, arch, in_channels: int = 3, out_indices=(-1, ), frozen_stages: int = -1,
+                 deploy: bool = False, conv_cfg: Optional[dict] = None,
+                 norm_cfg: dict = dict(type='BN'), norm_eval: bool = False,
+                 with_cp: bool = False, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        #: The constructor arguments but ``deploy`` and ``init_cfg``.
+        self._build_args = dict(arch=copy.deepcopy(arch), in_channels=in_channels,
+                                out_indices=out_indices, frozen_stages=frozen_stages,
+                                conv_cfg=conv_cfg, norm_cfg=norm_cfg, norm_eval=norm_eval,
+                                with_cp=with_cp)
+        check_positive_ints(in_channels=in_channels)
+        self.arch = self._parse_arch(arch)
+        num_outputs = self._num_outputs()
+        self.out_indices = _check_out_indices(out_indices, num_outputs)
         if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, int) \
-                or not -1 <= frozen_stages <= num_stages:
-            raise ValueError(f'frozen_stages must be an int in [-1, {num_stages}], '
+                or not -1 <= frozen_stages <= num_outputs:
+            raise ValueError(f'frozen_stages must be an int in [-1, {num_outputs}], '
                              f'got {frozen_stages!r}')
-        self.out_indices = tuple(indices)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.with_cp = with_cp
         self.deploy = deploy
+
+    def _parse_arch(self, arch) -> dict:
+        """The checked copy of ``arch`` (a key of :attr:`arch_settings` or a dict)."""
+        raise NotImplementedError
+
+    def _num_outputs(self) -> int:
+        """How many outputs ``out_indices`` chooses from (``self.arch`` is set)."""
+        raise NotImplementedError
 
     def _frozen_modules(self) -> List[nn.Module]:
         """The modules ``frozen_stages`` freezes (stem first, then stages)."""
@@ -100,7 +147,19 @@ class SparseBackbone(BaseModule):
             ValueError: if any layer has not finished sparsifying; nothing is
                 converted then.
         """
-        switch_model_to_deploy(self)
+        check_deployable(self)
+        switch_children_to_deploy(self)
+        self.deploy = True
+
+    def fuse_for_inference(self, dense_below: int, backend: str) -> nn.Module:
+        """Fuse the layers that have a fused form and make the backbone
+        inference-only, in place (see :func:`mmcnv2.models.fuse_for_inference`).
+
+        Returns:
+            nn.Module: ``self``.
+        """
+        fuse_children(self, dense_below, backend)
+        return make_inference_only(self)
 
     def training_form_copy(self):
         """A new training-form backbone with this one's arguments (no init)."""
@@ -111,7 +170,6 @@ class SparseBackbone(BaseModule):
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
             # strict: a partial load is an error, and either checkpoint form
             # fits a deploy-form backbone (see load_pretrained_backbone)
-            from ...checkpoint.pretrained import load_pretrained_backbone
             load_pretrained_backbone(self, cfg['checkpoint'], cfg.get('prefix'))
             self._is_init = True
             return
@@ -134,11 +192,9 @@ class DenseBackbone(SparseBackbone):
     2x2 average pools, and ``BN -> ReLU`` after the last stage.
 
     Stage ``i`` is dense block ``i``. Subclasses define :attr:`arch_settings`
-    (each with ``depths``, ``growth_rates`` and ``stem_stride``) and call
-    :meth:`_build_dense` with a factory of their dense layer.
+    (each with ``depths``, ``growth_rates`` and ``stem_stride``) and
+    :meth:`_make_layer`, their dense layer.
     """
-
-    arch_settings: dict = {}
 
     def _parse_arch(self, arch) -> dict:
         allowed = sorted(self.arch_settings)
@@ -172,9 +228,31 @@ class DenseBackbone(SparseBackbone):
                                if key not in ('depths', 'growth_rates', 'hswish_from', 'se_from')})
         return arch
 
-    def _build_dense(self, make_layer, in_channels: int, conv_cfg, norm_cfg):
-        """Build stem, stages and the last norm; ``make_layer(stage, channels, growth)``."""
-        check_positive_ints(in_channels=in_channels)
+    def _num_outputs(self) -> int:
+        return len(self.arch['depths'])
+
+    def __init__(self,
+                 arch='a',
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (-1, ),
+                 frozen_stages: int = -1,
+                 deploy: bool = False,
+                 conv_cfg=None,
+                 norm_cfg=dict(type='BN'),
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 init_cfg=None):
+        super().__init__(arch, in_channels, out_indices, frozen_stages, deploy, conv_cfg,
+                         norm_cfg, norm_eval, with_cp, init_cfg)
+        self._build_dense(in_channels, conv_cfg, norm_cfg)
+
+    def _make_layer(self, stage: int, in_channels: int, growth: int, conv_cfg,
+                    norm_cfg) -> nn.Module:
+        """The dense layer of stage ``stage`` reading ``in_channels`` channels."""
+        raise NotImplementedError
+
+    def _build_dense(self, in_channels: int, conv_cfg, norm_cfg):
+        """Build stem, stages (of :meth:`_make_layer`) and the last norm."""
         arch = self.arch
         channels = 2 * arch['growth_rates'][0]
         self.stem = build_conv_layer(conv_cfg, in_channels, channels, 3,
@@ -184,7 +262,7 @@ class DenseBackbone(SparseBackbone):
         for i, (depth, growth) in enumerate(zip(arch['depths'], arch['growth_rates'])):
             layers = []
             for _ in range(depth):
-                layers.append(make_layer(i, channels, growth))
+                layers.append(self._make_layer(i, channels, growth, conv_cfg, norm_cfg))
                 channels += growth
             self.stages.append(DenseStage(layers, downsample=i > 0))
             stage_channels.append(channels)
@@ -243,3 +321,113 @@ class DenseBackbone(SparseBackbone):
         if self.frozen_stages == len(self.stages):
             modules.append(self.norm_last)
         return modules
+
+
+class ShuffleBackbone(SparseBackbone):
+    """Base of the ShuffleNetV2(+) family: stem, stages of units, last 1x1 conv.
+
+    Outputs, indexed by ``out_indices``: the stem (only when
+    :attr:`stem_is_output`), every stage, and the last 1x1 convolution.
+    Subclasses define :attr:`arch_settings` and the layout constants, among
+    them :attr:`with_sfr`: whether every stride-1 unit has a sparse feature
+    reactivation.
+    """
+
+    #: Whether every stride-1 unit has a sparse feature reactivation.
+    with_sfr = False
+    #: Whether the stem's output (after its max pool) is output 0.
+    stem_is_output = False
+    stem_channels = 24
+    stem_act = dict(type='ReLU')
+    stem_maxpool = True
+    last_channels = 1024
+    arch_keys = ('widths', 'units', 'kinds', 'acts', 'se')
+
+    def __init__(self, arch, in_channels=3, out_indices=(-1, ), frozen_stages=-1, deploy=False,
+                 conv_cfg=None, norm_cfg=dict(type='BN'), norm_eval=False, with_cp=False,
+                 init_cfg=None):
+        super().__init__(arch, in_channels, out_indices, frozen_stages, deploy, conv_cfg,
+                         norm_cfg, norm_eval, with_cp, init_cfg)
+        widths, units = self.arch['widths'], self.arch['units']
+        args = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg)
+        self.stem = ConvModule(in_channels, self.stem_channels, 3, 2, 1, act_cfg=self.stem_act,
+                               **args)
+        self.maxpool = nn.MaxPool2d(3, 2, 1) if self.stem_maxpool else nn.Identity()
+        channels = self.stem_channels
+        kinds = iter(self.arch['kinds'])
+        self.stages = nn.ModuleList()
+        out_channels = [channels] if self.stem_is_output else []
+        for i, (width, n) in enumerate(zip(widths, units)):
+            stage = []
+            for j in range(n):
+                stage.append(ShuffleUnit(channels, width, 2 if j == 0 else 1, next(kinds),
+                                         self.arch['acts'][i], with_se=self.arch['se'][i],
+                                         with_sfr=self.with_sfr, deploy=deploy, with_cp=with_cp,
+                                         **args))
+                channels = width
+            self.stages.append(nn.Sequential(*stage))
+            out_channels.append(width)
+        self.conv_last = ConvModule(channels, self.last_channels, 1, act_cfg=self.arch['acts'][-1],
+                                    **args)
+        out_channels.append(self.last_channels)
+        #: Channels of every output, indexed like ``out_indices``.
+        self.out_channels = tuple(out_channels)
+        self._freeze_stages()
+
+    def _parse_arch(self, arch):
+        if isinstance(arch, str):
+            if arch not in self.arch_settings:
+                raise ValueError(f'arch must be one of {sorted(self.arch_settings)} or a dict, '
+                                 f'got {arch!r}')
+            arch = self.arch_settings[arch]
+        elif not isinstance(arch, dict) or set(arch) != set(self.arch_keys):
+            raise ValueError(f'arch must be one of {sorted(self.arch_settings)} or a dict with '
+                             f'exactly the keys {sorted(self.arch_keys)}, got {arch!r}')
+        arch = copy.deepcopy(dict(arch))
+        for key in ('widths', 'units'):
+            if not isinstance(arch[key], Sequence) or isinstance(arch[key], str) \
+                    or not arch[key]:
+                raise ValueError(f"arch['{key}'] must be a non-empty sequence of positive ints, "
+                                 f'got {arch[key]!r}')
+            check_positive_ints(**{f"arch['{key}'][{i}]": v for i, v in enumerate(arch[key])})
+        n = len(arch['widths'])
+        if not (len(arch['units']) == len(arch['acts']) == len(arch['se']) == n) or \
+                len(arch['kinds']) != sum(arch['units']) or \
+                any(k not in UNIT_KINDS for k in arch['kinds']):
+            raise ValueError(f'inconsistent arch {arch!r}: one width/units/act/se per stage, '
+                             f'one kind of {UNIT_KINDS} per unit')
+        return arch
+
+    def _num_outputs(self) -> int:
+        return len(self.arch['widths']) + 1 + int(self.stem_is_output)
+
+    @property
+    def stage_strides(self):
+        """Stride of every output relative to the input."""
+        first = 4 if self.stem_maxpool else 2
+        strides = [first * 2**(i + 1) for i in range(len(self.stages))]
+        strides = ([first] if self.stem_is_output else []) + strides
+        return tuple(strides + [strides[-1]])
+
+    def forward(self, x):
+        x = self.maxpool(self.stem(x))
+        feats = [x] if self.stem_is_output else []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        feats.append(self.conv_last(x))
+        return tuple(feats[i] for i in self.out_indices)
+
+    def _frozen_modules(self):
+        modules = [self.stem] + list(self.stages) + [self.conv_last]
+        return modules[:self.frozen_stages + 1]
+
+    def fuse_for_inference(self, dense_below: int, backend: str) -> nn.Module:
+        """Channels-last memory format (the depthwise convolutions and the max pool
+        run much faster so), inference-only; in place.
+
+        Returns:
+            nn.Module: ``self``.
+        """
+        self.to(memory_format=torch.channels_last)
+        return super().fuse_for_inference(dense_below, backend)

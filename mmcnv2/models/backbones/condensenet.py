@@ -1,38 +1,11 @@
 """CondenseNet (Huang et al., "CondenseNet: An Efficient DenseNet using Learned
 Group Convolutions", CVPR 2018): the baselines of the CondenseNetV2 paper."""
-import copy
-from typing import Sequence
-
-import torch
-import torch.nn as nn
-import torch.utils.checkpoint as cp
-
-from ..layers import LearnedGroupConv, PreActConv
+from ...registry import register
+from ..layers import CondenseDenseLayer
 from .base import DenseBackbone
 
 
-class CondenseDenseLayer(nn.Module):
-    """CondenseNet's dense layer: ``cat([x, GConv3x3(LGC1x1(x))])``, ReLU only."""
-
-    def __init__(self, in_channels, growth_rate, bottleneck, condense_factor, groups, conv_cfg,
-                 norm_cfg, deploy=False, with_cp=False):
-        super().__init__()
-        act_cfg = dict(type='ReLU', inplace=True)
-        self.with_cp = with_cp
-        self.conv1 = LearnedGroupConv(in_channels, bottleneck * growth_rate, condense_factor,
-                                      groups, norm_cfg=norm_cfg, act_cfg=act_cfg, deploy=deploy)
-        self.conv2 = PreActConv(bottleneck * growth_rate, growth_rate, 3, groups, conv_cfg,
-                                norm_cfg, act_cfg)
-
-    def _forward(self, x):
-        return torch.cat([x, self.conv2(self.conv1(x))], dim=1)
-
-    def forward(self, x):
-        if self.with_cp and x.requires_grad:
-            return cp.checkpoint(self._forward, x, use_reentrant=False)
-        return self._forward(x)
-
-
+@register('MODELS')
 class CondenseNet(DenseBackbone):
     """CondenseNet backbone: learned group convolutions, no feature reactivation.
 
@@ -73,29 +46,8 @@ class CondenseNet(DenseBackbone):
                   groups=8, bottleneck=4, stem_stride=2),
     }
 
-    def __init__(self,
-                 arch='a',
-                 in_channels: int = 3,
-                 out_indices: Sequence[int] = (-1, ),
-                 frozen_stages: int = -1,
-                 deploy: bool = False,
-                 conv_cfg=None,
-                 norm_cfg=dict(type='BN'),
-                 norm_eval: bool = False,
-                 with_cp: bool = False,
-                 init_cfg=None):
-        super().__init__(init_cfg=init_cfg)
-        self._build_args = dict(arch=copy.deepcopy(arch), in_channels=in_channels,
-                                out_indices=out_indices, frozen_stages=frozen_stages,
-                                conv_cfg=conv_cfg, norm_cfg=norm_cfg, norm_eval=norm_eval,
-                                with_cp=with_cp)
-        self.arch = arch = self._parse_arch(arch)
-        self._set_conventions(len(arch['depths']), out_indices, frozen_stages, norm_eval, with_cp,
-                              deploy)
-
-        def make_layer(i, channels, growth):
-            return CondenseDenseLayer(channels, growth, arch['bottleneck'],
-                                      arch['condense_factor'], arch['groups'], conv_cfg, norm_cfg,
-                                      deploy, with_cp)
-
-        self._build_dense(make_layer, in_channels, conv_cfg, norm_cfg)
+    def _make_layer(self, stage, in_channels, growth, conv_cfg, norm_cfg):
+        arch = self.arch
+        return CondenseDenseLayer(in_channels, growth, arch['bottleneck'],
+                                  arch['condense_factor'], arch['groups'], conv_cfg, norm_cfg,
+                                  self.deploy, self.with_cp)

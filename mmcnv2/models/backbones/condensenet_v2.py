@@ -1,51 +1,15 @@
 """CondenseNetV2 (Yang et al., "CondenseNet V2: Sparse Feature Reactivation
 for Deep Networks", CVPR 2021), exact to the authors' release."""
-import copy
-from typing import Sequence
-
-import torch
-import torch.nn as nn
-import torch.utils.checkpoint as cp
-
-from ..layers import LearnedGroupConv, PreActConv, SparseFeatureReactivation, SqueezeExcitation
+from ...registry import register
+from ..layers import SFRDenseLayer
 from .base import DenseBackbone
 
 
-class SFRDenseLayer(nn.Module):
-    """The dense layer of CondenseNetV2 (paper Fig. 4, right).
-
-    ``new = SE(GConv3x3(LGC1x1(x)))``; ``out = cat([SFR(new) + x, new])``: the
-    reactivated old features first, the ``growth_rate`` new ones last.
-    """
-
-    def __init__(self, in_channels, growth_rate, bottleneck, condense_factor, sparse_factor,
-                 groups, with_se, conv_cfg, norm_cfg, act_cfg, deploy=False, with_cp=False):
-        super().__init__()
-        mid = bottleneck * growth_rate
-        self.with_cp = with_cp
-        self.conv1 = LearnedGroupConv(in_channels, mid, condense_factor, groups,
-                                      norm_cfg=norm_cfg, act_cfg=act_cfg, deploy=deploy)
-        self.conv2 = PreActConv(mid, growth_rate, 3, groups, conv_cfg, norm_cfg, act_cfg)
-        self.se = SqueezeExcitation(growth_rate, reduction=1) if with_se else None
-        self.sfr = SparseFeatureReactivation(growth_rate, in_channels, sparse_factor, groups,
-                                             norm_cfg=norm_cfg, act_cfg=act_cfg, deploy=deploy)
-
-    def _forward(self, x):
-        new = self.conv2(self.conv1(x))
-        if self.se is not None:
-            new = self.se(new)
-        return torch.cat([self.sfr(new, x), new], dim=1)
-
-    def forward(self, x):
-        if self.with_cp and x.requires_grad:
-            return cp.checkpoint(self._forward, x, use_reentrant=False)
-        return self._forward(x)
-
-
+@register('MODELS')
 class CondenseNetV2(DenseBackbone):
     """CondenseNetV2 backbone.
 
-    A stem convolution followed by dense blocks of :class:`SFRDenseLayer`
+    A stem convolution followed by dense blocks of :class:`~mmcnv2.models.layers.SFRDenseLayer`
     (learned group convolution, group convolution, optional SE, sparse
     feature reactivation) separated by 2x2 average pools. Stage ``i`` is dense
     block ``i``; the ImageNet archs have five stages at strides 2, 4, 8, 16,
@@ -108,31 +72,10 @@ class CondenseNetV2(DenseBackbone):
                          se_from=3),
     }
 
-    def __init__(self,
-                 arch='a',
-                 in_channels: int = 3,
-                 out_indices: Sequence[int] = (-1, ),
-                 frozen_stages: int = -1,
-                 deploy: bool = False,
-                 conv_cfg=None,
-                 norm_cfg=dict(type='BN'),
-                 norm_eval: bool = False,
-                 with_cp: bool = False,
-                 init_cfg=None):
-        super().__init__(init_cfg=init_cfg)
-        self._build_args = dict(arch=copy.deepcopy(arch), in_channels=in_channels,
-                                out_indices=out_indices, frozen_stages=frozen_stages,
-                                conv_cfg=conv_cfg, norm_cfg=norm_cfg, norm_eval=norm_eval,
-                                with_cp=with_cp)
-        self.arch = self._parse_arch(arch)
+    def _make_layer(self, stage, in_channels, growth, conv_cfg, norm_cfg):
         arch = self.arch
-        self._set_conventions(len(arch['depths']), out_indices, frozen_stages, norm_eval, with_cp,
-                              deploy)
-
-        def make_layer(i, channels, growth):
-            act_cfg = dict(type='HSwish') if i >= arch['hswish_from'] else dict(type='ReLU')
-            return SFRDenseLayer(channels, growth, arch['bottleneck'], arch['condense_factor'],
-                                 arch['sparse_factor'], arch['groups'], i >= arch['se_from'],
-                                 conv_cfg, norm_cfg, act_cfg, deploy=deploy, with_cp=with_cp)
-
-        self._build_dense(make_layer, in_channels, conv_cfg, norm_cfg)
+        act_cfg = dict(type='HSwish') if stage >= arch['hswish_from'] else dict(type='ReLU')
+        return SFRDenseLayer(in_channels, growth, arch['bottleneck'], arch['condense_factor'],
+                             arch['sparse_factor'], arch['groups'], stage >= arch['se_from'],
+                             conv_cfg, norm_cfg, act_cfg, deploy=self.deploy,
+                             with_cp=self.with_cp)

@@ -7,7 +7,8 @@ paper, since no code for it was released.
 """
 from typing import Sequence
 
-from .sfr_shufflenet_v2 import ShuffleNetFamily
+from ...registry import register
+from .base import ShuffleBackbone
 
 _KINDS = ('3x3', '3x3', 'xception', '5x5', '5x5', '5x5', '3x3', '3x3', '7x7', '3x3', '7x7',
           '5x5', '5x5', '3x3', '7x7', '3x3', '7x7', '5x5', 'xception', '7x7')
@@ -19,7 +20,8 @@ def _plus(widths):
                 se=(False, False, True, True))
 
 
-class ShuffleNetV2Plus(ShuffleNetFamily):
+@register('MODELS')
+class ShuffleNetV2Plus(ShuffleBackbone):
     """ShuffleNetV2+ backbone (megvii), Small or Medium.
 
     Stem conv 3x3/2 (16, h-swish), four stages of 4/4/8/4 units of NAS-chosen
@@ -47,17 +49,17 @@ class ShuffleNetV2Plus(ShuffleNetFamily):
     stem_act = _HS
     stem_maxpool = False
     last_channels = 1280
-    with_sfr_fixed = False
     paper_uncounted = ('Hardswish', 'Hardsigmoid')
     arch_settings = {'small': _plus((36, 104, 208, 416)), 'medium': _plus((48, 128, 256, 512))}
 
     def __init__(self, arch='small', in_channels=3, out_indices: Sequence[int] = (4, ),
                  frozen_stages=-1, deploy=False, conv_cfg=None, norm_cfg=dict(type='BN'),
                  norm_eval=False, with_cp=False, init_cfg=None):
-        super().__init__(arch, in_channels, out_indices, frozen_stages, self.with_sfr_fixed,
-                         deploy, conv_cfg, norm_cfg, norm_eval, with_cp, init_cfg)
+        super().__init__(arch, in_channels, out_indices, frozen_stages, deploy, conv_cfg,
+                         norm_cfg, norm_eval, with_cp, init_cfg)
 
 
+@register('MODELS')
 class SFRShuffleNetV2Plus(ShuffleNetV2Plus):
     """SFR-ShuffleNetV2+ backbone (a reconstruction from the paper), Small or Medium.
 
@@ -72,4 +74,4 @@ class SFRShuffleNetV2Plus(ShuffleNetV2Plus):
         torch.Size([1, 1280, 7, 7])
     """
 
-    with_sfr_fixed = True
+    with_sfr = True

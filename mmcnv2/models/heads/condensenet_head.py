@@ -5,9 +5,11 @@ import torch
 import torch.nn as nn
 from mmpretrain.models.heads import ClsHead
 
+from ...registry import register
 from ..forms import TRAINING, CheckpointFormError, CheckpointMismatchError, form_mismatch_message
 
 
+@register('MODELS', codebases=('mmpretrain', ))
 class CondenseNetClsHead(ClsHead):
     """Linear classifier on pooled features; the deploy form may drop inputs.
 

@@ -1,14 +1,14 @@
 """The classification head of CondenseNetV2."""
-from typing import Tuple
-
 import torch
 import torch.nn as nn
-from mmpretrain.models.heads import ClsHead
 
+from ...registry import register
 from ..layers import SqueezeExcitation, check_positive_ints
+from .pooled_se_head import PooledSEHead
 
 
-class CondenseNetV2ClsHead(ClsHead):
+@register('MODELS', codebases=('mmpretrain', ))
+class CondenseNetV2ClsHead(PooledSEHead):
     """``SE -> Linear -> h-swish -> Linear`` on globally pooled features.
 
     The head of the release: squeeze-and-excitation (reduction 16) on the
@@ -45,13 +45,5 @@ class CondenseNetV2ClsHead(ClsHead):
         self.act = nn.Hardswish()
         self.classifier = nn.Linear(fc_channels, num_classes)
 
-    def pre_logits(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
-        x = feats[-1]
-        if x.dim() != 2:
-            raise ValueError('CondenseNetV2ClsHead expects pooled (N, C) features; put a '
-                             f'GlobalAveragePooling neck before it, got shape {tuple(x.shape)}')
-        x = self.se(x[:, :, None, None]).flatten(1)
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.fc(x))
-
-    def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
-        return self.classifier(self.pre_logits(feats))

@@ -1,14 +1,14 @@
 """The classification head of ShuffleNetV2+ (megvii)."""
-from typing import Tuple
-
 import torch
 import torch.nn as nn
-from mmpretrain.models.heads import ClsHead
 
+from ...registry import register
 from ..layers import ShuffleSqueezeExcitation
+from .pooled_se_head import PooledSEHead
 
 
-class ShuffleNetV2PlusClsHead(ClsHead):
+@register('MODELS', codebases=('mmpretrain', ))
+class ShuffleNetV2PlusClsHead(PooledSEHead):
     """``SE -> Linear (no bias) -> h-swish -> dropout -> Linear (no bias)``.
 
     megvii's ShuffleNetV2+ head on globally pooled features (use a
@@ -41,13 +41,5 @@ class ShuffleNetV2PlusClsHead(ClsHead):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(fc_channels, num_classes, bias=False)
 
-    def pre_logits(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
-        x = feats[-1]
-        if x.dim() != 2:
-            raise ValueError('ShuffleNetV2PlusClsHead expects pooled (N, C) features; put a '
-                             f'GlobalAveragePooling neck before it, got {tuple(x.shape)}')
-        x = self.se(x[:, :, None, None]).flatten(1)
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.act(self.fc(x)))
-
-    def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
-        return self.classifier(self.pre_logits(feats))

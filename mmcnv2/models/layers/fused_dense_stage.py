@@ -54,7 +54,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ...ops import dense_stage_forward, extension_error
+from ...ops import LAYER_INTS, LAYER_TENSORS, dense_stage_forward, extension_error
 from .inference_only import InferenceOnly, refuse_autograd
 from .squeeze_excitation import SqueezeExcitation
 
@@ -95,24 +95,55 @@ def _act_(x: torch.Tensor, code: int) -> torch.Tensor:
 
 
 class _FusedSFRLayer(nn.Module):
-    """One :class:`SFRDenseLayer` (deploy form), fused; see the module docstring."""
+    """One :class:`~mmcnv2.models.layers.SFRDenseLayer` (deploy form), fused; see the
+    module docstring.
+
+    The constructor folds the layer in named steps, one per part of the layer:
+    :meth:`_fold_learned_group_conv` (with the BN after it),
+    :meth:`_fold_input_activation` (the BN and activation before it),
+    :meth:`_fold_group_conv3x3`, :meth:`_fold_squeeze_excitation` and
+    :meth:`_fold_reactivation`. The C++ loop reads the result by the names of
+    :data:`mmcnv2.ops.LAYER_TENSORS` and :data:`mmcnv2.ops.LAYER_INTS`
+    (:meth:`extension_args`).
+    """
+
+    #: Buffers that only some layers use; every layer has them (empty where
+    #: unused), since TorchScript needs every attribute ``forward`` names.
+    OPTIONAL_BUFFERS = ('index1', 'lower', 's_in', 'b_in', 'se_fc1_t', 'se_fc2_t', 'index3',
+                        'w1_jmajor', 'b1_jmajor', 'w2_kernel')
 
     def __init__(self, layer: nn.Module, dense_below: int, kernel3x3: bool = False):
         super().__init__()
         lgc, conv2, sfr = layer.conv1, layer.conv2, layer.sfr
-        # every attribute forward() names exists (empty where unused): TorchScript needs them
-        for name in ('index1', 'lower', 's_in', 'b_in', 'se_fc1_t', 'se_fc2_t', 'index3',
-                     'w1_jmajor', 'b1_jmajor', 'w2_kernel'):
-            empty = torch.empty(0, dtype=torch.long if name.startswith('index') else None)
-            self.register_buffer(name, empty.to(lgc.conv.weight.device), False)
-        self.act1 = 0
         if not (lgc.deploy and sfr.deploy) or lgc.kernel_size != 1 or sfr.kernel_size != 1:
             raise ValueError('only deploy-form layers with 1x1 LGC/SFR can be fused')
-        c, G = lgc.in_channels, lgc.groups
-        mid, k = lgc.out_channels, conv2.conv.out_channels
-        self.in_channels, self.mid, self.growth, self.groups = c, mid, k, G
+        for name in self.OPTIONAL_BUFFERS:
+            empty = torch.empty(0, dtype=torch.long if name.startswith('index') else None)
+            self.register_buffer(name, empty.to(lgc.conv.weight.device), False)
+        self.in_channels, self.mid = lgc.in_channels, lgc.out_channels
+        self.growth, self.groups = conv2.conv.out_channels, lgc.groups
+        w1, bias1, scale, shift = self._fold_learned_group_conv(lgc, conv2.norm, dense_below)
+        self._fold_input_activation(lgc.act, scale, shift, w1, bias1)
+        self.act2 = _act_code(conv2.act)
+        self._fold_group_conv3x3(conv2.conv, dense_below, kernel3x3)
+        self._fold_squeeze_excitation(layer.se)
+        self._fold_reactivation(sfr)
+        for name, buffer in list(self.named_buffers(recurse=False)):
+            setattr(self, name, buffer.detach())  # views of parameters: drop requires_grad
+
+    def _fold_learned_group_conv(self, lgc: nn.Module, norm_after: nn.Module, dense_below: int):
+        """The 1x1 learned group convolution with the BN after it folded in, as a dense
+        ``(mid, c)`` weight over all inputs (``self.dense``: where its groups read fewer
+        than ``dense_below`` inputs) or a ``(G, mid/G, per)`` one over ``index1``.
+
+        Returns:
+            tuple: The weight and bias (rows in LGC output order: the shuffle is
+            folded in), and the ``(scale, shift)`` of the BN before the
+            convolution, over the inputs the weight's columns read.
+        """
+        c, G, mid = self.in_channels, self.groups, self.mid
         self.dense = c // lgc.factor < dense_below  # inputs each learned group reads
-        s2, b2 = _bn_affine(conv2.norm)                     # over LGC outputs, original order
+        s2, b2 = _bn_affine(norm_after)                     # over LGC outputs, original order
         s1, b1 = _bn_affine(lgc.norm)                       # over the selected inputs
         w1 = lgc.conv.weight[:, :, 0, 0]                    # (mid, per): row g*(mid/G) + q
         per = w1.shape[1]
@@ -129,35 +160,43 @@ class _FusedSFRLayer(nn.Module):
             cols = lgc.index.view(G, 1, per).expand(G, mid // G, per).reshape(mid, per)
             w1 = w1.new_zeros(mid, c).index_put_(
                 (original.view(-1, 1).expand_as(cols), cols), w1, accumulate=True)
-            w1, bias1 = w1 * s2.view(-1, 1), b2.view(-1, 1)  # (mid, c), (mid, 1)
-        else:
-            self.register_buffer('index1', lgc.index.clone(), False)
-            scale, shift = s1, b1
-            w1 = (w1 * s2[original].view(-1, 1)).view(G, mid // G, per)
-            bias1 = b2[original].view(G, mid // G, 1)
-        # ReLU with no negative BN scale: relu(s * x + b) = s * max(x, -b / s) + b (s > 0),
-        # relu(b) (s == 0); s and the constant fold into the 1x1 weight and bias, and the
-        # pre-activation is one max() instead of an affine pass and a ReLU pass
-        self.relu_folded = isinstance(lgc.act, nn.ReLU) and bool((scale >= 0).all())
+            return w1 * s2.view(-1, 1), b2.view(-1, 1), scale, shift  # (mid, c), (mid, 1)
+        self.register_buffer('index1', lgc.index.clone(), False)
+        w1 = (w1 * s2[original].view(-1, 1)).view(G, mid // G, per)
+        return w1, b2[original].view(G, mid // G, 1), s1, b1
+
+    def _fold_input_activation(self, act: nn.Module, scale, shift, w1, bias1):
+        """The BN and activation before the 1x1 product; registers ``w1`` and ``b1``.
+
+        ReLU with no negative BN scale: ``relu(s * x + b) = s * max(x, -b / s) + b``
+        (``s > 0``), ``relu(b)`` (``s == 0``); ``s`` and the constant fold into the 1x1
+        weight and bias, and the pre-activation is one ``max`` (``lower``) instead of
+        an affine pass and a ReLU pass. Otherwise ``s_in``, ``b_in`` and ``act1``.
+        """
+        self.act1 = 0
+        self.relu_folded = isinstance(act, nn.ReLU) and bool((scale >= 0).all())
         if self.relu_folded:
             positive = scale > 0
             self.register_buffer('lower', torch.where(
                 positive, -shift / scale.where(positive, 1), 0).view(-1, 1), False)
             const = torch.where(positive, shift, shift.clamp(min=0))
-            shape = (c, 1) if self.dense else (G, per, 1)   # per input of w1's columns
-            bias1 = bias1 + torch.matmul(w1, const.view(shape))
+            shape = (self.in_channels, 1) if self.dense else (self.groups, w1.shape[-1], 1)
+            bias1 = bias1 + torch.matmul(w1, const.view(shape))  # per input of w1's columns
             w1 = w1 * scale.view(shape).transpose(-1, -2)
         else:
             self.register_buffer('s_in', scale.view(-1, 1).contiguous(), False)
             self.register_buffer('b_in', shift.view(-1, 1).contiguous(), False)
-            self.act1 = _act_code(lgc.act)
+            self.act1 = _act_code(act)
         self.register_buffer('w1', w1.contiguous(), False)
         self.register_buffer('b1', (bias1.view(-1) if self.dense else bias1).contiguous(), False)
-        self.act2 = _act_code(conv2.act)
 
-        w2 = conv2.conv.weight                              # (k, mid/G, 3, 3)
-        # merge neighbouring groups (zeros between them) until each reads >= 2 * dense_below
-        # inputs: oneDNN's grouped kernels are slow on few channels per group, and at
+    def _fold_group_conv3x3(self, conv: nn.Conv2d, dense_below: int, kernel3x3: bool):
+        """The 3x3 group convolution: ``w2`` (channels-last, neighbouring groups merged
+        with zeros between them until each reads ``>= 2 * dense_below`` inputs), and
+        the weights of the C++ loop's own kernel where it applies."""
+        G, mid, k = self.groups, self.mid, self.growth
+        w2 = conv.weight                                    # (k, mid/G, 3, 3)
+        # oneDNN's grouped kernels are slow on few channels per group, and at
         # 32 inputs a group beats both the true groups and the dense convolution
         self.groups3x3 = max(d for d in range(1, G + 1)
                              if G % d == 0 and (d == 1 or mid // d >= 2 * dense_below))
@@ -168,32 +207,41 @@ class _FusedSFRLayer(nn.Module):
                 blocks[g * o:(g + 1) * o, g % merged * m:(g % merged + 1) * m] = \
                     w2[g * o:(g + 1) * o]
             w2 = blocks
-        w2 = w2.contiguous(memory_format=CHANNELS_LAST)
-        self.padding: List[int] = list(conv2.conv.padding)
+        self.register_buffer('w2', w2.contiguous(memory_format=CHANNELS_LAST), False)
+        self.padding: List[int] = list(conv.padding)
+        self.pad_h, self.pad_w = self.padding
         # the C++ loop's own 3x3 kernel (mmcnv2.ops.grouped_conv3x3_g8: 8 groups as vector
         # lanes), where it applies; the C++ loop uses it on maps wide enough. Its input is
         # "j-major" (input j of group g at channel j * 8 + g): a dense 1x1 writes that with
         # its rows reordered (w1_jmajor), a grouped one with another shuffle permutation
         # (needs mid % 64 == 0); the kernel reads the true groups' weight as (k/8, 3, 3, mid/8, 8)
         self.kernel3x3 = kernel3x3 and G == 8 and (self.dense or mid % (G * G) == 0) and tuple(
-            conv2.conv.kernel_size) == (3, 3) and self.padding == [1, 1] and tuple(
-            conv2.conv.stride) == (1, 1) and tuple(conv2.conv.dilation) == (1, 1)
+            conv.kernel_size) == (3, 3) and self.padding == [1, 1] and tuple(
+            conv.stride) == (1, 1) and tuple(conv.dilation) == (1, 1)
         if self.kernel3x3:
             ipg = mid // G
             if self.dense:
-                order = torch.arange(mid, device=w1.device).view(G, ipg).t().reshape(-1)
+                order = torch.arange(mid, device=self.w1.device).view(G, ipg).t().reshape(-1)
                 self.register_buffer('w1_jmajor', self.w1[order].contiguous(), False)
                 self.register_buffer('b1_jmajor', self.b1[order].contiguous(), False)
-            self.register_buffer('w2_kernel', conv2.conv.weight.view(G, k // G, ipg, 3, 3).permute(
+            self.register_buffer('w2_kernel', conv.weight.view(G, k // G, ipg, 3, 3).permute(
                 1, 3, 4, 2, 0).contiguous(), False)
-        self.register_buffer('w2', w2, False)
-        self.with_se = layer.se is not None
-        if self.with_se:  # bias-free fc1 -> ReLU -> fc2 -> sigmoid gate, run inline
-            if type(layer.se) is not SqueezeExcitation:
-                raise TypeError(f'cannot fuse SE module {type(layer.se).__name__}')
-            self.register_buffer('se_fc1_t', layer.se.fc1.weight.t().contiguous(), False)
-            self.register_buffer('se_fc2_t', layer.se.fc2.weight.t().contiguous(), False)
 
+    def _fold_squeeze_excitation(self, se):
+        """The SE (bias-free fc1 -> ReLU -> fc2 -> sigmoid gate), run inline: its
+        weights transposed for ``mm``."""
+        self.with_se = se is not None
+        if self.with_se:
+            if type(se) is not SqueezeExcitation:
+                raise TypeError(f'cannot fuse SE module {type(se).__name__}')
+            self.register_buffer('se_fc1_t', se.fc1.weight.t().contiguous(), False)
+            self.register_buffer('se_fc2_t', se.fc2.weight.t().contiguous(), False)
+
+    def _fold_reactivation(self, sfr: nn.Module):
+        """The sparse feature reactivation: its BN as ``s3``, ``b3``, and its weight as
+        a dense ``(c, k)`` matrix (``self.dense``) or ``(S, kept/S, k/S)`` products
+        summed into ``index3``."""
+        c, k = self.in_channels, self.growth
         s3, b3 = _bn_affine(sfr.norm)
         self.register_buffer('s3', s3.view(-1, 1), False)
         self.register_buffer('b3', b3.view(-1, 1), False)
@@ -210,19 +258,14 @@ class _FusedSFRLayer(nn.Module):
         else:
             self.register_buffer('w3', w3.view(sG, -1, k // sG).contiguous(), False)
             self.register_buffer('index3', sfr.index.clone(), False)
-        for name, buffer in list(self.named_buffers(recurse=False)):
-            setattr(self, name, buffer.detach())  # views of parameters: drop requires_grad
 
     @torch.jit.unused
     def extension_args(self):
-        """``(tensors, ints)`` for :func:`mmcnv2.ops.dense_stage_forward`, in its order."""
-        tensors = [self.w1, self.b1, self.index1, self.lower, self.s_in, self.b_in, self.w2,
-                   self.se_fc1_t, self.se_fc2_t, self.s3, self.b3, self.w3, self.index3,
-                   self.w1_jmajor, self.b1_jmajor, self.w2_kernel]
-        ints = [int(self.dense), int(self.relu_folded), self.act1, self.act2, self.act3,
-                self.groups3x3, self.padding[0], self.padding[1], int(self.with_se),
-                self.sfr_groups, self.mid, self.growth, self.groups, int(self.kernel3x3)]
-        return tensors, ints
+        """``(tensors, ints)`` for :func:`mmcnv2.ops.dense_stage_forward`: the attributes
+        named by :data:`mmcnv2.ops.LAYER_TENSORS` and :data:`mmcnv2.ops.LAYER_INTS`, in
+        their order (bools as 0 / 1)."""
+        return ([getattr(self, name) for name in LAYER_TENSORS],
+                [int(getattr(self, name)) for name in LAYER_INTS])
 
     def forward(self, buf: torch.Tensor, c: int) -> int:
         """Run on ``buf[:, :c]`` in place, write the new features after them; return the new c."""
@@ -310,7 +353,8 @@ class _FusedStageBody(nn.Module):
 
 
 class FusedSFRDenseStage(InferenceOnly, nn.Module):
-    """Inference-only form of a deploy-form CondenseNetV2 :class:`DenseStage`.
+    """Inference-only form of a deploy-form CondenseNetV2
+    :class:`~mmcnv2.models.layers.DenseStage`.
 
     Built from the deploy form by :func:`mmcnv2.models.fuse_for_inference`
     (not constructed by hand); computes the same function as the stage it
@@ -338,7 +382,8 @@ class FusedSFRDenseStage(InferenceOnly, nn.Module):
       ``'python'`` with a warning that says why.
 
     Args:
-        stage (DenseStage): A deploy-form stage of ``SFRDenseLayer``.
+        stage (DenseStage): A deploy-form stage of
+            :class:`~mmcnv2.models.layers.SFRDenseLayer`.
         dense_below (int): Layers whose learned groups read fewer inputs
             than this run their 1x1 products densely. Defaults to
             :attr:`DENSE_BELOW`.

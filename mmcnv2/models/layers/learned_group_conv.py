@@ -3,13 +3,8 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 
+from .channel_shuffle import channel_shuffle
 from .sparse_conv import SparseConvBase, _new_conv, check_positive_ints
-
-
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """Interleave ``groups`` contiguous channel blocks: ``g*n + k -> k*groups + g``."""
-    n, c, h, w = x.shape
-    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
 class LearnedGroupConv(SparseConvBase):

@@ -4,6 +4,7 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
+from .channel_shuffle import channel_shuffle
 from .sparse_conv import SparseConvBase, _new_conv, check_positive_ints
 
 
@@ -79,16 +80,12 @@ class SparseFeatureReactivation(SparseConvBase):
     def _connections(self, t):
         return t.t()
 
-    def _gather_groups(self, x: torch.Tensor) -> torch.Tensor:
-        """Order channels group by group: ``j = g + p*G -> g*(C/G) + p``."""
-        n, c, h, w = x.shape
-        return x.view(n, c // self.groups, self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
-
     def _increment(self, new: torch.Tensor) -> torch.Tensor:
         """Deploy form: the ``kept`` increments, to be summed into channels ``index``."""
         x = self.act(self.norm(new))
         if self.groups > 1 and self.groups < self.in_channels:
-            x = self._gather_groups(x)
+            # channels group by group: j = g + p*G -> g*(C/G) + p
+            x = channel_shuffle(x, self.in_channels // self.groups)
         return self.conv(x)
 
     def _set_export_layout(self):
