@@ -20,7 +20,7 @@ from mmcnv2.apis.export import build_deploy_model, export_onnx, verify_onnx
 from mmcnv2.models import CondenseNetV2, SFRShuffleNetV2, SFRShuffleNetV2Plus
 from mmcnv2.models.deploy import sparse_layers, switch_model_to_deploy
 from mmcnv2.models.layers import SparseFeatureReactivation
-from tests.conftest import randomize_bn
+from tests.utils import randomize_bn
 from tests.runner_utils import TINY_ARCH
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
