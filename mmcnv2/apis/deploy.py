@@ -5,6 +5,7 @@ from typing import Optional
 
 from mmengine.model import is_model_wrapper
 
+from ..analysis.complexity import paper_complexity
 from ..checkpoint.files import (check_output_path, load_state_dict_strict, read_checkpoint,
                                 save_deploy_checkpoint, state_dict_of)
 from ..models.build import build_model
@@ -57,8 +58,6 @@ def compare_forms(config: str, checkpoint: str, out: Optional[str] = None,
         OutputExistsError: see
             :func:`~mmcnv2.checkpoint.files.save_deploy_checkpoint`.
     """
-    from ..analysis import paper_complexity
-
     if out is not None:
         check_output_path(out, [checkpoint], force)
     ckpt = _read_training_checkpoint(checkpoint)

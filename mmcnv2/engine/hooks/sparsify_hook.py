@@ -7,6 +7,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import EMAHook, Hook
 from mmengine.model import is_model_wrapper
 
+from ...analysis.complexity import paper_complexity
 from ...checkpoint.files import save_deploy_checkpoint
 from ...models.deploy import sparse_layers, switch_model_to_deploy
 from ...models.layers import LearnedGroupConv, SparseFeatureReactivation
@@ -192,8 +193,6 @@ class SparsifyHook(Hook):
                 target.stage.copy_(m.stage)
 
     def _update_flops(self, runner):
-        from ...analysis import paper_complexity
-
         model = self._model(runner)
         forward = (lambda m, x: m(x, mode='tensor')) if hasattr(model, 'data_preprocessor') \
             else None
