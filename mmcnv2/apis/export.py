@@ -29,7 +29,7 @@ class TensorOutputs(nn.Module):
         return self.model(inputs, mode='tensor')
 
 
-def build_deploy_model(config: str, checkpoint: str, cfg_options: Optional[dict] = None):
+def load_deploy_model(config: str, checkpoint: str, cfg_options: Optional[dict] = None):
     """Build a config's model in the form ``checkpoint`` holds, load it strictly,
     and return it in deploy form, eval mode, with its config.
 
@@ -113,7 +113,7 @@ def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence
                                          for b in verify_batch_sizes):
         raise ValueError('verify_batch_sizes must be a non-empty sequence of ints >= 1, got '
                          f'{verify_batch_sizes!r}')
-    model, _ = build_deploy_model(config, checkpoint, cfg_options)
+    model, _ = load_deploy_model(config, checkpoint, cfg_options)
     wrapper = TensorOutputs(model, backbone_only).eval()
     x = torch.randn(1, 3, *shape)
     with torch.no_grad():

@@ -357,7 +357,7 @@ def format_table(result: dict, markdown: bool = False) -> str:
 
 
 #: Column order of the summary: CPU latency, onnxruntime, then the device benchmark's
-#: (:mod:`mmcnv2.analysis.device_benchmark`) inference and training runtimes.
+#: (:mod:`mmcnv2_tools.device_benchmark`) inference and training runtimes.
 RUNTIMES = ('pytorch', 'onnxruntime', 'cpu', 'cpu-train', 'cuda', 'cuda-train')
 
 

@@ -22,7 +22,7 @@ from mmcnv2.models.build import build_model
 from mmcnv2.models.deploy import fuse_for_inference, sparse_layers, switch_model_to_deploy
 
 
-def build_deploy_model(model_cfg: dict, scope: str) -> torch.nn.Module:
+def build_condensed_model(model_cfg: dict, scope: str) -> torch.nn.Module:
     """Build ``model_cfg`` with random weights, in its fastest inference form.
 
     A model with LGC/SFR layers is pruned to its final density
@@ -63,7 +63,7 @@ def model_costs(model_cfg: dict, scope: str, input_shape: Sequence[int],
         >>> round(costs['flops'] / 1e6, 1), costs['latency_form']
         (59.0, 'fused')
     """
-    model = build_deploy_model(model_cfg, scope)
+    model = build_condensed_model(model_cfg, scope)
     ours = bool(sparse_layers(model))
     forward = lambda m, x: m(x, mode='tensor')  # noqa: E731
     flops, params = paper_complexity(model, tuple(input_shape), forward=forward)
