@@ -86,13 +86,11 @@ def build_model(model_cfg: dict, scope: str, form: Optional[str] = None,
 
     Example:
         >>> import mmcnv2
-        >>> cfg = dict(type='ImageClassifier', backbone=dict(type='CondenseNetV2', arch='a',
-        ...            init_cfg=dict(type='Pretrained', checkpoint='no/such/file.pth')),
-        ...            neck=dict(type='GlobalAveragePooling'),
-        ...            head=dict(type='CondenseNetV2ClsHead', num_classes=10, in_channels=828))
-        >>> model = build_model(cfg, 'mmpretrain', form='deploy')
-        >>> model.backbone.deploy, 'init_cfg' in cfg['backbone']
-        (True, True)
+        >>> cfg = dict(type='CondenseNetV2', arch='a', init_cfg=dict(
+        ...     type='Pretrained', checkpoint='no/such/file.pth'))
+        >>> backbone = build_model(cfg, 'mmpretrain', form='deploy')  # a bare backbone
+        >>> backbone.deploy, backbone.init_cfg, 'init_cfg' in cfg
+        (True, None, True)
     """
     from mmengine.registry import MODELS, DefaultScope
 
