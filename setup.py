@@ -55,7 +55,7 @@ def get_version():
 # What mim (OpenMMLab's package manager) and mmcnv2.model_zoo find in mmcnv2/.mim.
 MIM_FILES = ['configs', 'tools', 'model-index.yml']
 MIM_PACKAGE_DATA = ['.mim/model-index.yml', '.mim/configs/**/*.py', '.mim/configs/**/*.yml',
-                    '.mim/tools/*.py', '.mim/tools/*.sh']
+                    '.mim/tools/*.py', '.mim/tools/*.sh', '.mim/tools/mmcnv2_tools/*.py']
 
 
 def _fill_mim_folder(mode):

@@ -1,5 +1,4 @@
-import os
-
+"""Fixtures of every test; helpers that tests import are in ``tests/utils.py``."""
 import pytest
 import torch
 
@@ -9,26 +8,3 @@ import mmcnv2  # noqa: F401  (registers everything)
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
-
-
-def randomize_bn(module, generator=None):
-    """Give every BatchNorm non-trivial affine parameters and running stats."""
-    for m in module.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.normal_(0, 0.1)
-            m.running_mean.normal_(0, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-    return module
-
-
-def assert_params_match(ours_m, paper_m):
-    """Params (millions) within 1.5% of the paper, or within the rounding of its
-    one-decimal figure (e.g. 1.374M is printed 1.4M: 1.8% off, but the same number)."""
-    assert abs(ours_m / paper_m - 1) <= 0.015 or abs(ours_m - paper_m) <= 0.05, (ours_m, paper_m)
-
-
-#: Tests of mmcnv2's compiled operators: they run unless the install skipped them on
-#: purpose (MMCNV2_WITH_OPS=0); a build that failed otherwise fails these tests.
-requires_ops = pytest.mark.skipif(os.environ.get('MMCNV2_WITH_OPS') == '0',
-                                  reason='installed with MMCNV2_WITH_OPS=0')

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import mmpretrain
-from mmcnv2.model_zoo import (METAFILE_DIR, model_index_files, outdated_model_index_files,
-                               register_model_hub)
+from mmcnv2.model_zoo import METAFILE_DIR, register_model_hub
 from mmcnv2.models import fuse_for_inference, switch_model_to_deploy
 from mmcnv2.models.deploy import sparse_layers
-from tests.conftest import randomize_bn
+from mmcnv2_tools.model_index import model_index_files, outdated_model_index_files
+from tests.utils import randomize_bn
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CNV2_A = 'cnv2-a_8xb128_in1k'

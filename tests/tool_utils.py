@@ -11,16 +11,19 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def tool(script, *args):
-    """Run ``tools/<script>`` in this process as ``python tools/<script> args`` would; return
-    what it passed to ``sys.exit`` (None when it returned normally)."""
-    argv = sys.argv
+    """Run ``tools/<script>`` in this process as ``python tools/<script> args`` would (its
+    folder first on ``sys.path``); return what it passed to ``sys.exit`` (None when it
+    returned normally)."""
+    argv, path = sys.argv, list(sys.path)
     sys.argv = [script, *map(str, args)]
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
     try:
         runpy.run_path(osp.join(ROOT, 'tools', script), run_name='__main__')
     except SystemExit as e:
         return e.code
     finally:
         sys.argv = argv
+        sys.path[:] = path
     return None
 
 

@@ -73,6 +73,7 @@ def main():
         os.remove = paused_remove
 
     sys.argv = [tool, *args]
+    sys.path.insert(0, osp.dirname(osp.abspath(tool)))  # as `python tools/train.py` has it
     runpy.run_path(tool, run_name='__main__')
 
 

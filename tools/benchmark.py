@@ -23,10 +23,10 @@ same-FLOPs ShuffleNetV2 and writes JSON with the machine and versions: first a s
 line per model and form, one column per setting), then every measurement. ``--from-json``
 prints the tables of a saved run again without measuring. ``--malloc retain`` (the default)
 keeps freed memory in the process so that no pass page-faults and no timing depends on what
-ran before it; ``--malloc default`` measures glibc as it comes (see mmcnv2.analysis.benchmark).
+ran before it; ``--malloc default`` measures glibc as it comes (see mmcnv2.analysis.timing).
 
 ``--device cuda`` (or ``--device cpu --train``, small settings for a check) runs
-mmcnv2.analysis.device_benchmark instead: training throughput (images/s of forward, loss,
+mmcnv2_tools.device_benchmark (beside this script) instead: training throughput (images/s of forward, loss,
 backward and SGD step under autocast, in each model's faster memory layout) of our training
 forms and the peers, latency of the deploy and fused forms and the peers at each batch, and
 one RetinaNet training iteration at 800 x 1333 against RetinaNet-ShuffleNetV2-1.5x.
@@ -35,10 +35,10 @@ import argparse
 import os
 import os.path as osp
 
-from mmcnv2.analysis.benchmark import (FORMS, MALLOC_POLICIES, OURS, format_summary,
-                                       format_table, from_json, run_benchmark, to_json)
-from mmcnv2.analysis.device_benchmark import (AMP_DTYPES, DEVICES, INFERENCE_FORMS,
-                                              run_device_benchmark)
+from mmcnv2_tools.benchmark import (FORMS, MALLOC_POLICIES, OURS, format_summary, format_table,
+                                    from_json, run_benchmark, to_json)
+from mmcnv2_tools.device_benchmark import (AMP_DTYPES, DEVICES, INFERENCE_FORMS,
+                                           run_device_benchmark)
 
 
 def parse_args():

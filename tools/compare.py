@@ -13,7 +13,7 @@ built). Writes OUT_DIR/compare.md (tables: mean ± std [min-max] over seeds), co
 Figure 9). Each finished run is kept in OUT_DIR/runs/*.json and not trained again when the
 command is repeated (delete the file to redo it), so an interrupted comparison resumes; a
 record trained with other epochs or --cfg-options is an error, not reused.
-The backbones and why they match: mmcnv2.apis.compare. ``--epochs-scale`` multiplies every
+The backbones and why they match: mmcnv2_tools.compare (beside this script). ``--epochs-scale`` multiplies every
 task's number of epochs (the schedule stretched to match); ``--cfg-options`` go to every run.
 """
 import argparse
@@ -24,9 +24,9 @@ import time
 
 from mmengine.config import Config, DictAction
 
-from mmcnv2.analysis.compare import model_costs, summarize, write_report
-from mmcnv2.apis.compare import BACKBONES, TASKS, is_ours, task_config, train_variant, \
-    variant_options
+from mmcnv2_tools.compare import (BACKBONES, TASKS, is_ours, task_config, train_variant,
+                                  variant_options)
+from mmcnv2_tools.compare_report import model_costs, summarize, write_report
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

@@ -9,11 +9,9 @@ folders are created, and OUT is written atomically. mmcnv2's tools/test.py and
 tools/infer.py load the result as it is; elsewhere use --cfg-options model.backbone.deploy=True.
 """
 import argparse
-import sys
-
-from mmengine.config import DictAction
 
 from mmcnv2.apis import INPUT_ERRORS, convert_checkpoint
+from mmcnv2_tools.cli import add_cfg_options, exit_on
 
 
 def parse_args():
@@ -22,17 +20,15 @@ def parse_args():
     parser.add_argument('checkpoint', help='training-form checkpoint (fully sparsified)')
     parser.add_argument('out', help='the deploy-form checkpoint to write')
     parser.add_argument('--force', action='store_true', help='overwrite OUT if it exists')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_cfg_options(parser)
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    try:
+    with exit_on(INPUT_ERRORS + (ValueError, )):
         convert_checkpoint(args.config, args.checkpoint, args.out, args.cfg_options,
                            force=args.force)
-    except INPUT_ERRORS + (ValueError, ) as e:
-        sys.exit(f'error: {e}')
     print(f'deploy-form checkpoint saved to {args.out}; mmcnv2\'s tools load it as it is, '
           'elsewhere use --cfg-options model.backbone.deploy=True')
 

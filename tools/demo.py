@@ -14,7 +14,7 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-from mmcnv2.apis.demo import run_demo
+from mmcnv2_tools.demo import run_demo
 
 
 def main():

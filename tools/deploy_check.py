@@ -7,11 +7,9 @@ with --out, saves the deploy-form checkpoint (never over CHECKPOINT; an existing
 with --force).
 """
 import argparse
-import sys
-
-from mmengine.config import DictAction
 
 from mmcnv2.apis import INPUT_ERRORS, compare_forms
+from mmcnv2_tools.cli import add_cfg_options, exit_on
 
 
 def parse_args():
@@ -20,16 +18,14 @@ def parse_args():
     parser.add_argument('checkpoint')
     parser.add_argument('--out', help='save the deploy-form checkpoint here')
     parser.add_argument('--force', action='store_true', help='overwrite --out if it exists')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_cfg_options(parser)
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    try:
+    with exit_on(INPUT_ERRORS + (ValueError, )):
         r = compare_forms(args.config, args.checkpoint, args.out, args.cfg_options, args.force)
-    except INPUT_ERRORS + (ValueError, ) as e:
-        sys.exit(f'error: {e}')
     print('\n' + '=' * 72)
     print(f"{'form':<10}{'metrics':<36}{'FLOPs':>12}{'params':>12}")
     for form in ('training', 'deploy'):

@@ -33,7 +33,7 @@ def parse_args():
 def print_paper_table():
     from mmengine.utils import ProgressBar
 
-    from mmcnv2.analysis.paper_tables import PAPER_ENTRIES, format_table, paper_table
+    from mmcnv2_tools.paper_tables import PAPER_ENTRIES, format_table, paper_table
 
     # counting every model takes minutes: a progress bar (k/N) on stderr, the table on stdout
     bar = ProgressBar(len(PAPER_ENTRIES), file=sys.stderr)

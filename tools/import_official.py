@@ -13,11 +13,10 @@ replaced with --force, missing folders are created, and DST is written atomicall
 import argparse
 import sys
 
-from mmengine.registry import DefaultScope, MODELS
-
-from mmcnv2.apis import INPUT_ERRORS, load_config, set_model_form
+from mmcnv2.apis import INPUT_ERRORS, load_config
 from mmcnv2.checkpoint import OfficialCheckpointError, import_official
 from mmcnv2.checkpoint.files import check_output_path, check_state_dict_fits, save_checkpoint_file
+from mmcnv2.models.build import build_model
 
 
 def parse_args():
@@ -37,11 +36,7 @@ def check_against_config(config: str, result: dict, src: str):
     """Raise unless the imported weights load exactly into ``config``'s model."""
     meta = result['meta']['mmcnv2']
     cfg = load_config(config)
-    set_model_form(cfg, meta['form'])
-    model_cfg = cfg.model.copy()
-    model_cfg.get('backbone', {}).pop('init_cfg', None)
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        model = MODELS.build(model_cfg)
+    model = build_model(cfg.model, cfg.default_scope, form=meta['form'])
     check_state_dict_fits(model, result['state_dict'],
                           f"{src} (arch {meta['arch']!r}, {meta['form']} form)")
 

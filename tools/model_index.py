@@ -3,7 +3,7 @@
     python tools/model_index.py           # (re)write the files
     python tools/model_index.py --check   # exit 1 if a committed file is not the generated one
 
-The figures come from mmcnv2/analysis/paper_tables.py (the paper's); names, epochs and batch
+The figures come from tools/mmcnv2_tools/paper_tables.py (the paper's); names, epochs and batch
 sizes from the configs. ``make model-index`` runs the first form.
 """
 import argparse
@@ -11,7 +11,8 @@ import os
 import os.path as osp
 import sys
 
-from mmcnv2.model_zoo import METAFILE_DIR, model_index_files, outdated_model_index_files
+from mmcnv2.model_zoo import METAFILE_DIR
+from mmcnv2_tools.model_index import model_index_files, outdated_model_index_files
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

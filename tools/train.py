@@ -7,11 +7,9 @@ Missing datasets or pretrained weights, and a checkpoint to resume from that is 
 unreadable or another model's, are reported before anything is built.
 """
 import argparse
-import sys
 
-from mmengine.config import DictAction
-
-from mmcnv2.apis import INPUT_ERRORS, train
+from mmcnv2.apis import train
+from mmcnv2_tools.cli import add_cfg_options, add_launcher, exit_on
 
 
 def parse_args():
@@ -22,19 +20,15 @@ def parse_args():
                         help='resume from CKPT, or from the latest checkpoint in the work dir '
                         'if no path is given')
     parser.add_argument('--amp', action='store_true', help='enable automatic mixed precision')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_cfg_options(parser)
+    add_launcher(parser)
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    try:
+    with exit_on():
         train(args.config, args.work_dir, args.resume, args.amp, args.cfg_options, args.launcher)
-    except INPUT_ERRORS as e:
-        sys.exit(f'error: {e}')
 
 
 if __name__ == '__main__':

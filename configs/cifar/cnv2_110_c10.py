@@ -1,16 +1,10 @@
 # CondenseNetV2-110 on CIFAR-10 (paper Table 6; depths are our reading, see README).
 _base_ = [
-    'mmpretrain::_base_/datasets/cifar10_bs16.py', '../_base_/schedules/cifar_cnv2_300e.py',
-    '../_base_/default_runtime.py'
+    '../_base_/models/cnv2_cifar_classifier.py', 'mmpretrain::_base_/datasets/cifar10_bs16.py',
+    '../_base_/schedules/cifar_cnv2_300e.py', '../_base_/default_runtime.py'
 ]
-custom_imports = dict(imports=['mmcnv2'], allow_failed_imports=False)
 
-model = dict(
-    type='ImageClassifier',
-    backbone=dict(type='CondenseNetV2', arch='cifar110'),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=10, in_channels=688,
-              loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
+model = dict(backbone=dict(arch='cifar110'), head=dict(num_classes=10, in_channels=688))
 
 train_dataloader = dict(batch_size=64)
 val_dataloader = dict(batch_size=64)

@@ -1,22 +1,14 @@
 # CondenseNet-A (v1, learned group convolutions only) on ImageNet: the baseline of the
 # paper's appendix (Tables 12/13), trained with the paper's Augmented Setting (Appendix C).
 _base_ = [
+    '../_base_/models/condensenet_classifier.py',
     '../_base_/datasets/imagenet_bs128_cnv2.py', '../_base_/schedules/imagenet_cnv2_350e.py',
     '../_base_/default_runtime.py'
 ]
-custom_imports = dict(imports=['mmcnv2'], allow_failed_imports=False)
 
 model = dict(
-    type='ImageClassifier',
-    backbone=dict(type='CondenseNet', arch='a'),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='CondenseNetClsHead',
-        num_classes=1000,
-        in_channels=672,
-        # share of classifier inputs the deploy form keeps; the paper's figures for
-        # CondenseNet-C (274M / 2.9M) are those of CondenseNet's 50% classifier pruning,
-        # its A/B figures those without it (see README)
-        keep_ratio=1.0,
-        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
-        topk=(1, 5)))
+    backbone=dict(arch='a'),
+    # share of classifier inputs the deploy form keeps; the paper's figures for
+    # CondenseNet-C (274M / 2.9M) are those of CondenseNet's 50% classifier pruning,
+    # its A/B figures those without it (see README)
+    head=dict(in_channels=672, keep_ratio=1.0))

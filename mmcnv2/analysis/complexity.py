@@ -15,14 +15,14 @@ LGC/SFR counts ``1/factor`` of its dense weight), each counted once however
 often its module runs (RetinaNet's head runs once per FPN level: its FLOPs
 count five times, its parameters once).
 """
-import copy
-import inspect
 from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..models.build import build_model
+from ..models.forms import DEPLOY
 from ..models.layers import SparseConvBase
 
 _ELEMENTWISE_OPS = {nn.ReLU: 1, nn.ReLU6: 1, nn.Hardswish: 1, nn.Sigmoid: 2}
@@ -142,10 +142,6 @@ def paper_complexity(model: nn.Module, input_shape: Tuple[int, int, int] = (3, 2
     return totals['flops'], totals['params']
 
 
-def _arguments(cls):
-    return inspect.signature(cls.__init__).parameters if cls is not None else {}
-
-
 def _size_hw(size) -> Tuple[int, int]:
     """``(H, W)`` of an mmcv-style size: an int, or ``(W, H)``."""
     return (size, size) if isinstance(size, int) else (int(size[1]), int(size[0]))
@@ -212,26 +208,13 @@ def config_input_shape(cfg) -> Tuple[Optional[Tuple[int, int]], str]:
 
 
 def build_deploy_model(cfg):
-    """Build a config's model in deploy form (condensed LGC/SFR), without loading weights.
+    """Build a config's model in deploy form (condensed LGC/SFR), without loading weights:
+    the condensed model is counted, never masked dense convolutions.
 
     Returns:
         nn.Module: The model, in eval mode.
     """
-    from mmengine.registry import DefaultScope, MODELS
-
-    cfg = copy.deepcopy(cfg)
-    model_cfg = cfg.model
-    backbone = model_cfg.get('backbone', model_cfg)
-    backbone.pop('init_cfg', None)
-    scope = cfg.get('default_scope', 'mmpretrain')
-    with DefaultScope.overwrite_default_scope(scope):
-        # count the condensed model (the deploy form), never masked dense convs
-        with MODELS.switch_scope_and_registry(scope) as registry:
-            for part in (backbone, model_cfg.get('head')):
-                if part is not None and 'deploy' in _arguments(registry.get(part['type'])):
-                    part['deploy'] = True
-        model = MODELS.build(model_cfg)
-    return model.eval()
+    return build_model(cfg.model, cfg.get('default_scope', 'mmpretrain'), form=DEPLOY).eval()
 
 
 def _is_detector(model) -> bool:

@@ -28,12 +28,13 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
+from ..checkpoint.files import read_checkpoint
+
 _LGC = re.compile(r'^(?:backbone\.)?stages\.(\d+)\.layers\.(\d+)\.conv1\.(conv\.weight|mask|index)$')
 
 
 def _load_state_dict(checkpoint) -> dict:
     """The state dict of a checkpoint dict or file (read by :func:`read_checkpoint`)."""
-    from ..checkpoint.files import read_checkpoint
     ckpt = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)
     return ckpt.get('state_dict', ckpt)
 

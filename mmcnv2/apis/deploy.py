@@ -1,49 +1,18 @@
 """Training form -> deploy form: conversion of checkpoints and a side-by-side check."""
-import copy
 import os.path as osp
 import tempfile
-from typing import Optional, Sequence
+from typing import Optional
 
 from mmengine.model import is_model_wrapper
 
+from ..analysis.complexity import paper_complexity
 from ..checkpoint.files import (check_output_path, load_state_dict_strict, read_checkpoint,
-                                save_checkpoint_file, state_dict_of)
+                                save_deploy_checkpoint, state_dict_of)
+from ..models.build import build_model
 from ..models.deploy import sparse_layers, switch_model_to_deploy
 from ..models.forms import DEPLOY, CheckpointFormError, checkpoint_form
 from .inputs import check_inputs
 from .runner import build_runner, load_config, match_checkpoint_form
-
-
-def save_deploy_checkpoint(model, out: str, meta: Optional[dict] = None,
-                           source_meta: Optional[dict] = None, inputs: Sequence[str] = (),
-                           force: bool = False):
-    """Save ``model`` (already in deploy form) as ``{'state_dict', 'meta'}``.
-
-    The file is written atomically (a temporary file renamed over ``out``),
-    its folder created if missing; see
-    :func:`~mmcnv2.checkpoint.files.save_checkpoint_file`.
-
-    Args:
-        model (nn.Module): The model in deploy form.
-        out (str): Where to save.
-        meta (dict, optional): Extra meta; ``meta['mmcnv2']['form']`` is set
-            to ``'deploy'``.
-        source_meta (dict, optional): The training checkpoint's meta. Its
-            ``dataset_meta`` (class names, palette) is kept so that
-            ``init_detector``/``DetInferencer`` label boxes with the
-            dataset's classes instead of falling back to COCO's.
-        inputs (Sequence[str]): Files ``out`` must not be (the source).
-        force (bool): Overwrite an existing ``out``.
-
-    Raises:
-        OutputExistsError: if ``out`` is one of ``inputs``, or exists and
-            ``force`` is False.
-    """
-    meta = dict(meta or {})
-    if source_meta and 'dataset_meta' in source_meta:
-        meta.setdefault('dataset_meta', source_meta['dataset_meta'])
-    meta.setdefault('mmcnv2', {})['form'] = DEPLOY
-    save_checkpoint_file(dict(state_dict=model.state_dict(), meta=meta), out, inputs, force)
 
 
 def _read_training_checkpoint(checkpoint: str) -> dict:
@@ -86,10 +55,9 @@ def compare_forms(config: str, checkpoint: str, out: Optional[str] = None,
         CheckpointFormError: for a deploy-form checkpoint.
         CheckpointMismatchError: if the checkpoint does not fit the model.
         ValueError: if it has not finished sparsifying (before any evaluation).
-        OutputExistsError: see :func:`save_deploy_checkpoint`.
+        OutputExistsError: see
+            :func:`~mmcnv2.checkpoint.files.save_deploy_checkpoint`.
     """
-    from ..analysis import paper_complexity
-
     if out is not None:
         check_output_path(out, [checkpoint], force)
     ckpt = _read_training_checkpoint(checkpoint)
@@ -151,16 +119,11 @@ def convert_checkpoint(config: str, checkpoint: str, out: str,
         CheckpointMismatchError: it does not fit the config's model.
         ValueError: it has not finished sparsifying.
     """
-    from mmengine.registry import DefaultScope, MODELS
-
     check_output_path(out, [checkpoint], force)
     ckpt = _read_training_checkpoint(checkpoint)
     cfg = load_config(config, cfg_options)
     match_checkpoint_form(cfg, ckpt, cfg_options, checkpoint)
-    model_cfg = copy.deepcopy(cfg.model)
-    model_cfg.get('backbone', {}).pop('init_cfg', None)
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        model = MODELS.build(model_cfg)
+    model = build_model(cfg.model, cfg.default_scope)
     load_state_dict_strict(model, state_dict_of(ckpt), checkpoint)
     switch_model_to_deploy(model)
     source_meta = ckpt.get('meta') or {}

@@ -1,5 +1,4 @@
 """ONNX export of deploy-form classifiers and backbones (``tools/export_onnx.py``)."""
-import copy
 import os
 import os.path as osp
 import warnings
@@ -9,13 +8,15 @@ import torch
 import torch.nn as nn
 
 from ..checkpoint.files import load_state_dict_strict, read_checkpoint, state_dict_of
+from ..models.build import build_model
 from ..models.deploy import switch_model_to_deploy
 from ..models.forms import DEPLOY, TRAINING, checkpoint_form
 from .runner import load_config, set_model_form
 
 
-class _TensorOutputs(nn.Module):
-    """``classifier(x, mode='tensor')`` (logits), or ``backbone(x)`` (feature maps)."""
+class TensorOutputs(nn.Module):
+    """``classifier(x, mode='tensor')`` (logits), or ``backbone(x)`` (feature maps): the
+    module that is exported to ONNX and that the exported graph is checked against."""
 
     def __init__(self, model: nn.Module, backbone_only: bool):
         super().__init__()
@@ -28,7 +29,7 @@ class _TensorOutputs(nn.Module):
         return self.model(inputs, mode='tensor')
 
 
-def build_deploy_model(config: str, checkpoint: str, cfg_options: Optional[dict] = None):
+def load_deploy_model(config: str, checkpoint: str, cfg_options: Optional[dict] = None):
     """Build a config's model in the form ``checkpoint`` holds, load it strictly,
     and return it in deploy form, eval mode, with its config.
 
@@ -40,16 +41,11 @@ def build_deploy_model(config: str, checkpoint: str, cfg_options: Optional[dict]
         CheckpointMismatchError: if it does not fit the config's model.
         ValueError: if a training-form checkpoint has not finished sparsifying.
     """
-    from mmengine.registry import DefaultScope, MODELS
-
     ckpt = read_checkpoint(checkpoint)
     form = checkpoint_form(ckpt) or TRAINING
     cfg = load_config(config, cfg_options)
     set_model_form(cfg, form)
-    model_cfg = copy.deepcopy(cfg.model)
-    model_cfg.get('backbone', {}).pop('init_cfg', None)
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        model = MODELS.build(model_cfg)
+    model = build_model(cfg.model, cfg.default_scope)
     load_state_dict_strict(model, state_dict_of(ckpt), checkpoint)
     if form != DEPLOY:
         switch_model_to_deploy(model)
@@ -117,8 +113,8 @@ def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence
                                          for b in verify_batch_sizes):
         raise ValueError('verify_batch_sizes must be a non-empty sequence of ints >= 1, got '
                          f'{verify_batch_sizes!r}')
-    model, _ = build_deploy_model(config, checkpoint, cfg_options)
-    wrapper = _TensorOutputs(model, backbone_only).eval()
+    model, _ = load_deploy_model(config, checkpoint, cfg_options)
+    wrapper = TensorOutputs(model, backbone_only).eval()
     x = torch.randn(1, 3, *shape)
     with torch.no_grad():
         ref = wrapper(x)
@@ -203,6 +199,26 @@ def unsafe_scatter_nodes(model) -> List[str]:
     return walk(model.graph, {})
 
 
+def onnxruntime_session(path: str, intra_op_threads: int = 0,
+                        inter_op_threads: Optional[int] = None):
+    """An onnxruntime CPU session of the ONNX file ``path``.
+
+    Args:
+        path (str): The ``.onnx`` file.
+        intra_op_threads (int): ``intra_op_num_threads``; 0: onnxruntime's
+            default, one per physical core.
+        inter_op_threads (int, optional): ``inter_op_num_threads``; None:
+            onnxruntime's default.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    if inter_op_threads is not None:
+        options.inter_op_num_threads = inter_op_threads
+    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
 def verify_onnx(path: str, reference: Callable, input_shapes: Sequence[Sequence[int]],
                 rtol: float = 1e-4, intra_op_threads: Sequence[int] = (0, 1)) -> float:
     """Check an ONNX file against the PyTorch module it was exported from.
@@ -229,8 +245,6 @@ def verify_onnx(path: str, reference: Callable, input_shapes: Sequence[Sequence[
     Raises:
         RuntimeError: naming the shape, threads and output that differ.
     """
-    import onnxruntime as ort
-
     generator = torch.Generator().manual_seed(0)
     cases = []
     for shape in input_shapes:
@@ -241,9 +255,7 @@ def verify_onnx(path: str, reference: Callable, input_shapes: Sequence[Sequence[
                                                        else [ref])]))
     worst = 0.0
     for threads in intra_op_threads:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        session = onnxruntime_session(path, threads)
         names = [o.name for o in session.get_outputs()]
         for x, refs in cases:
             outs = session.run(None, {session.get_inputs()[0].name: x})

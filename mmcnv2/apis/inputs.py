@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence
 
 from mmengine.config import Config
 
-from ..checkpoint.pretrained import imagenet_config_of, missing_pretrained_message
+from ..models.pretrained import imagenet_config_of, missing_pretrained_message
 
 #: What each dataset type of mmcnv2's configs expects under its data root,
 #: and the environment variable those configs read the root from.

@@ -4,7 +4,6 @@ They work for mmpretrain and mmdet configs alike: the registries are chosen
 by the config's ``default_scope``, and everything else is mmengine's Runner,
 so the usual launchers (``torchrun``, slurm) scale it out.
 """
-import inspect
 import os.path as osp
 from typing import Optional
 
@@ -12,7 +11,8 @@ from mmengine.config import Config
 
 from ..checkpoint.files import (CheckpointNotFoundError, CheckpointReadError, OutputExistsError,
                                 check_state_dict_fits, read_checkpoint, state_dict_of)
-from ..checkpoint.pretrained import PretrainedNotFoundError
+from ..models.pretrained import PretrainedNotFoundError
+from ..models.build import set_model_cfg_form
 from ..models.forms import DEPLOY, CheckpointFormError, CheckpointMismatchError, checkpoint_form
 from ..engine.hooks import use_atomic_checkpoint_hook, use_mmcv_ops_check_hook
 from .inputs import MissingInputsError, check_inputs
@@ -116,19 +116,9 @@ def build_runner(cfg: Config):
     return Runner.from_cfg(cfg)
 
 
-def _mmcnv2_class(module_cfg: dict, scope: str):
-    """The mmcnv2 class a module config builds, or None for other classes."""
-    from mmengine.registry import MODELS
-
-    kind = module_cfg.get('type')
-    if not isinstance(kind, type):
-        with MODELS.switch_scope_and_registry(scope) as registry:
-            kind = registry.get(kind)
-    return kind if kind is not None and kind.__module__.startswith('mmcnv2.') else None
-
-
 def set_model_form(cfg: Config, form: str):
-    """Build ``cfg.model`` in ``form``: set ``deploy`` of its mmcnv2 backbone and head.
+    """Build ``cfg.model`` in ``form``: set ``deploy`` of its mmcnv2 backbone and head
+    (:func:`~mmcnv2.models.build.set_model_cfg_form`).
 
     Example:
         >>> cfg = Config(dict(default_scope='mmpretrain', model=dict(
@@ -138,13 +128,7 @@ def set_model_form(cfg: Config, form: str):
         >>> cfg.model.backbone.deploy, cfg.model.head.deploy
         (True, True)
     """
-    for part in ('backbone', 'head'):
-        module_cfg = cfg.model.get(part)
-        if not isinstance(module_cfg, dict):
-            continue
-        cls = _mmcnv2_class(module_cfg, cfg.default_scope)
-        if cls is not None and 'deploy' in inspect.signature(cls).parameters:
-            module_cfg['deploy'] = form == DEPLOY
+    set_model_cfg_form(cfg.model, cfg.default_scope, form)
 
 
 def _requested_deploy(cfg_options: Optional[dict]) -> Optional[bool]:

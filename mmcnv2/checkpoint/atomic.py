@@ -94,7 +94,8 @@ def atomic_output(path: str) -> Iterator[str]:
 
 
 def save_atomically(obj, path: str):
-    """``torch.save(obj, path)`` through :func:`atomic_output`."""
+    """``torch.save(obj, path)`` through :func:`atomic_output`: the one place that
+    writes a checkpoint (:func:`mmcnv2.checkpoint.files.save_checkpoint_file`)."""
     import torch
 
     with atomic_output(path) as tmp:

@@ -11,16 +11,16 @@
   when complete, so a crash never leaves a half-written checkpoint.
 """
 import os.path as osp
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
-from ..models.forms import (CheckpointFormError, CheckpointMismatchError, CheckpointNotFoundError,
-                            CheckpointReadError, compare_state_dicts, describe_mismatch,
-                            form_mismatch_message, read_checkpoint, state_dict_form, state_dict_of,
-                            strip_module_prefix)
-from .atomic import atomic_output
+from ..models.forms import (DEPLOY, CheckpointFormError, CheckpointMismatchError,
+                            CheckpointNotFoundError, CheckpointReadError, compare_state_dicts,
+                            describe_mismatch, form_mismatch_message, read_checkpoint,
+                            state_dict_form, state_dict_of, strip_module_prefix)
+from .atomic import save_atomically
 
 
 class OutputExistsError(FileExistsError):
@@ -101,12 +101,45 @@ def save_checkpoint_file(checkpoint: dict, out: str, inputs: Sequence[str] = (),
         OutputExistsError: see :func:`check_output_path`.
     """
     check_output_path(out, inputs, force)
-    with atomic_output(out) as tmp:
-        torch.save(checkpoint, tmp)
+    save_atomically(checkpoint, out)
+
+
+def save_deploy_checkpoint(model, out: str, meta: Optional[dict] = None,
+                           source_meta: Optional[dict] = None, inputs: Sequence[str] = (),
+                           force: bool = False):
+    """Save ``model`` (already in deploy form) as ``{'state_dict', 'meta'}``.
+
+    The one writer of deploy-form checkpoints (``tools/convert.py``,
+    ``tools/deploy_check.py``, ``SparsifyHook(convert_at_end=True)``), so that
+    every one says its form in ``meta['mmcnv2']['form']``. The file is written
+    atomically (a temporary file renamed over ``out``), its folder created if
+    missing; see :func:`save_checkpoint_file`.
+
+    Args:
+        model (nn.Module): The model in deploy form.
+        out (str): Where to save.
+        meta (dict, optional): Extra meta; ``meta['mmcnv2']['form']`` is set
+            to ``'deploy'``.
+        source_meta (dict, optional): The training checkpoint's meta. Its
+            ``dataset_meta`` (class names, palette) is kept so that
+            ``init_detector``/``DetInferencer`` label boxes with the
+            dataset's classes instead of falling back to COCO's.
+        inputs (Sequence[str]): Files ``out`` must not be (the source).
+        force (bool): Overwrite an existing ``out``.
+
+    Raises:
+        OutputExistsError: if ``out`` is one of ``inputs``, or exists and
+            ``force`` is False.
+    """
+    meta = dict(meta or {})
+    if source_meta and 'dataset_meta' in source_meta:
+        meta.setdefault('dataset_meta', source_meta['dataset_meta'])
+    meta.setdefault('mmcnv2', {})['form'] = DEPLOY
+    save_checkpoint_file(dict(state_dict=model.state_dict(), meta=meta), out, inputs, force)
 
 
 __all__ = [
     'CheckpointNotFoundError', 'CheckpointReadError', 'OutputExistsError', 'check_output_path',
     'check_state_dict_fits', 'load_state_dict_strict', 'read_checkpoint', 'save_checkpoint_file',
-    'state_dict_of'
+    'save_deploy_checkpoint', 'state_dict_of'
 ]

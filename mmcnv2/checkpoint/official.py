@@ -33,8 +33,9 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from ..models.backbones.condensenet_v2 import CondenseNetV2
+from ..models.build import build_model
 from ..models.forms import CheckpointMismatchError, strip_module_prefix
-from .files import load_state_dict_strict
+from .files import load_state_dict_strict, save_checkpoint_file
 
 _LAYER = re.compile(r'^features\.denseblock_(\d+)\.denselayer_(\d+)\.(conv_1|conv_2|se|sfr)\.(.+)$')
 _SIMPLE = {
@@ -341,9 +342,6 @@ def import_official(src: str, dst: str = None, source: str = 'ema', model_cfg: d
     Returns:
         dict: ``state_dict``, ``meta`` and the built ``model``.
     """
-    from mmengine.registry import DefaultScope
-    from mmpretrain.registry import MODELS
-
     sd, entry = select_state_dict(load_official(src), source)
     info = infer_arch(sd, _config_factors(model_cfg))
     state_dict = convert_state_dict(sd, info)
@@ -352,8 +350,7 @@ def import_official(src: str, dst: str = None, source: str = 'ema', model_cfg: d
         cfg['backbone'] = dict(cfg['backbone'], deploy=info['deploy'])
     else:
         cfg = classifier_config(info)
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        model = MODELS.build(cfg)
+    model = build_model(cfg, 'mmpretrain')
     try:
         load_state_dict_strict(model, state_dict, 'the official checkpoint')
     except CheckpointMismatchError as e:
@@ -364,5 +361,5 @@ def import_official(src: str, dst: str = None, source: str = 'ema', model_cfg: d
                             arch=info['arch'], model=cfg,
                             min_stage=min(stages) if stages else None))
     if dst is not None:
-        torch.save(dict(state_dict=state_dict, meta=meta), dst)
+        save_checkpoint_file(dict(state_dict=state_dict, meta=meta), dst, [src], force=True)
     return dict(state_dict=state_dict, meta=meta, model=model)

@@ -2,7 +2,10 @@
 import numpy as np
 from mmengine.dataset import BaseDataset
 
+from ..registry import register
 
+
+@register('DATASETS', codebases=('mmpretrain', ))
 class SklearnDigits(BaseDataset):
     """The 1797 real 8x8 handwritten digits of scikit-learn (UCI), upsampled.
 

@@ -1,12 +1,7 @@
-from ..registry import register
-from .hooks import (AtomicCheckpointHook, MMCVOpsCheckHook, SparsifyHook,
+from .hooks import (AtomicCheckpointHook, MMCVOpsCheckHook, ProgressBarHook, SparsifyHook,
                     use_atomic_checkpoint_hook, use_mmcv_ops_check_hook)
 
-register('HOOKS')(AtomicCheckpointHook)
-register('HOOKS')(MMCVOpsCheckHook)
-register('HOOKS')(SparsifyHook)
-
 __all__ = [
-    'AtomicCheckpointHook', 'MMCVOpsCheckHook', 'SparsifyHook', 'use_atomic_checkpoint_hook',
-    'use_mmcv_ops_check_hook'
+    'AtomicCheckpointHook', 'MMCVOpsCheckHook', 'ProgressBarHook', 'SparsifyHook',
+    'use_atomic_checkpoint_hook', 'use_mmcv_ops_check_hook'
 ]

@@ -1,4 +1,4 @@
-"""tools/benchmark.py and mmcnv2.analysis.benchmark: correctness only, no timing asserted."""
+"""tools/benchmark.py, mmcnv2_tools.benchmark and mmcnv2.analysis.timing: correctness only, no timing asserted."""
 import json
 import os
 import os.path as osp
@@ -8,11 +8,11 @@ import sys
 import pytest
 import torch
 
-from mmcnv2.analysis.benchmark import (OURS, PEERS, build_detector, build_ours, build_peer,
-                                       export_for_timing, format_summary, format_table, from_json,
-                                       run_benchmark, set_malloc_policy, time_forward,
-                                       time_round_robin, to_json)
+from mmcnv2.analysis.timing import set_malloc_policy, time_forward, time_round_robin
 from mmcnv2.models.layers import FusedSFRDenseStage
+from mmcnv2_tools.benchmark import (OURS, PEERS, build_detector, build_ours, build_peer,
+                                    export_for_timing, format_summary, format_table, from_json,
+                                    run_benchmark, to_json)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -30,7 +30,7 @@ def test_round_robin_interleaves_passes_and_times_each_function(monkeypatch):
     """Each function gets the time of its own passes: a fake clock that every pass advances
     by its function's own amount (1 and 3 ms) stands in for the real one, so nothing here
     depends on how fast or busy the machine is."""
-    import mmcnv2.analysis.benchmark as benchmark
+    import mmcnv2.analysis.timing as timing
 
     clock, order = [0.0], []
 
@@ -38,7 +38,7 @@ def test_round_robin_interleaves_passes_and_times_each_function(monkeypatch):
         order.append(name)
         clock[0] += seconds
 
-    monkeypatch.setattr(benchmark.time, 'perf_counter', lambda: clock[0])
+    monkeypatch.setattr(timing.time, 'perf_counter', lambda: clock[0])
     fast, slow = time_round_robin([lambda: work('a', 0.001), lambda: work('b', 0.003)],
                                   warmup=1, min_runs=6, max_runs=6, budget_s=0.0)
     assert order == ['a', 'b'] * 7  # one warm-up round, then 6 rounds of one pass each

@@ -103,7 +103,7 @@ def test_classification_demo_writes_the_figure(tmp_path):
     One epoch of 320 images (10 iterations) is enough: the hook prunes fully by mid-epoch,
     so the conversion (which refuses unfinished layers) and the figure see the final masks.
     """
-    from mmcnv2.apis.demo import run_demo
+    from mmcnv2_tools.demo import run_demo
     result = run_demo('cls', str(tmp_path / 'demo'), root=ROOT,
                       cfg_options={'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
                                    'train_dataloader.dataset.indices': 320})

@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from mmcnv2.analysis.benchmark import format_summary, format_table
-from mmcnv2.analysis.device_benchmark import LAYOUTS, check_device, run_device_benchmark
+from mmcnv2_tools.benchmark import format_summary, format_table
+from mmcnv2_tools.device_benchmark import LAYOUTS, check_device, run_device_benchmark
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

@@ -51,11 +51,11 @@ def test_paper_table_reports_progress(monkeypatch, capsys):
     tested; the counts are tested elsewhere)."""
     import importlib.util
 
-    from mmcnv2.analysis import complexity, paper_tables
+    from mmcnv2_tools import paper_tables
 
     entries = paper_tables.PAPER_ENTRIES[:3]
     monkeypatch.setattr(paper_tables, 'PAPER_ENTRIES', entries)
-    monkeypatch.setattr(complexity, 'config_complexity', lambda cfg, shape, with_mmengine: dict(
+    monkeypatch.setattr(paper_tables, 'config_complexity', lambda cfg, shape, with_mmengine: dict(
         paper_flops=1e6 * shape[0], paper_params=1e6, mmengine_flops=2e6, mmengine_params=1e6))
     calls = []
     rows = paper_tables.paper_table(ROOT, progress=lambda k, n, e: calls.append((k, n, e.name)))

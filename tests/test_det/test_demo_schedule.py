@@ -4,7 +4,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from mmcnv2.apis.demo import schedule_options
+from mmcnv2_tools.demo import schedule_options
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DET = osp.join(ROOT, 'configs/demo/retinanet_cnv2_trees.py')

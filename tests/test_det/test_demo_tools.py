@@ -82,7 +82,7 @@ def test_next_commands_printed_by_the_demo_run_as_written(trained, monkeypatch):
     import runpy
     import shlex
 
-    from mmcnv2.apis.demo import DEMOS, next_commands
+    from mmcnv2_tools.demo import DEMOS, next_commands
     work_dir, _ = trained
     result = dict(root=ROOT, config=osp.join(ROOT, DEMOS['det']['config']), work_dir=work_dir,
                   checkpoint=osp.join(work_dir, 'epoch_1.pth'),

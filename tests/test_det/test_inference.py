@@ -174,7 +174,7 @@ def both_forms(tmp_path_factory):
 
     from mmcnv2.apis import convert_checkpoint
     from mmcnv2.models.deploy import sparse_layers
-    from tests.conftest import randomize_bn
+    from tests.utils import randomize_bn
     torch.manual_seed(0)
     cfg = Config.fromfile(osp.join(ROOT, 'configs/retinanet_cnv2_a.py'))
     cfg.model.backbone.init_cfg = None

@@ -8,9 +8,9 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS as CLS_MODELS
 
-from mmcnv2.checkpoint.pretrained import PretrainedMismatchError
+from mmcnv2.models.pretrained import PretrainedMismatchError
 from mmcnv2.models.deploy import switch_model_to_deploy
-from tests.conftest import randomize_bn
+from tests.utils import randomize_bn
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

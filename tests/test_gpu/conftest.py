@@ -3,15 +3,14 @@
 They are collected everywhere and run on ``MMCNV2_TEST_DEVICE`` (default ``cuda``); where
 no GPU is visible they are skipped with that reason. ``MMCNV2_TEST_DEVICE=cpu`` runs the
 same test bodies on the CPU (fp16 autocast excepted), with smaller inputs, to check their
-logic on a machine without a GPU; the default suite does not.
+logic on a machine without a GPU; the default suite does not. Helpers the tests import are
+in ``tests/test_gpu/utils.py``.
 """
 import os
-import os.path as osp
 
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEVICES = ('cuda', 'cpu')
 
 
@@ -53,13 +52,3 @@ def exact_fp32():
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     yield
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
-
-
-def image_size(device: torch.device, cuda: int, cpu: int) -> int:
-    """Input side: ``cuda`` on a GPU, ``cpu`` (small) when the tests run on the CPU."""
-    return cuda if device.type == 'cuda' else cpu
-
-
-def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
-    """Largest absolute difference relative to the largest magnitude of ``ref``."""
-    return float((out.float() - ref.float()).abs().max() / ref.float().abs().max().clamp_min(1e-12))

@@ -6,8 +6,8 @@ import torch
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmpretrain.structures import DataSample
 
-from mmcnv2.analysis.benchmark import OURS, build_ours
-from tests.test_gpu.conftest import ROOT, image_size
+from mmcnv2_tools.benchmark import OURS, build_ours
+from tests.test_gpu.utils import ROOT, image_size
 from tests.test_gpu.test_detectors import build_detector
 
 DTYPES = {'float16': torch.float16, 'bfloat16': torch.bfloat16}

@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.optim import OptimWrapper
 from mmengine.registry import DefaultScope
 
-from tests.test_gpu.conftest import ROOT, image_size
+from tests.test_gpu.utils import ROOT, image_size
 
 CONFIGS = ['configs/retinanet_cnv2_c.py', 'configs/faster_rcnn_cnv2_c.py']
 

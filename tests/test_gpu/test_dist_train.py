@@ -10,7 +10,7 @@ import sys
 import torch
 
 from tests.runner_utils import tiny_cfg
-from tests.test_gpu.conftest import ROOT
+from tests.test_gpu.utils import ROOT
 
 
 def _free_port():

@@ -4,10 +4,10 @@ import copy
 import pytest
 import torch
 
-from mmcnv2.analysis.benchmark import OURS, build_ours
 from mmcnv2.models import fuse_for_inference
-from tests.conftest import randomize_bn
-from tests.test_gpu.conftest import ROOT, image_size, relative_error
+from mmcnv2_tools.benchmark import OURS, build_ours
+from tests.utils import randomize_bn
+from tests.test_gpu.utils import ROOT, image_size, relative_error
 
 MODELS = ['CondenseNetV2-A', 'CondenseNetV2-B', 'CondenseNetV2-C', 'SFR-ShuffleNetV2-1.0x']
 

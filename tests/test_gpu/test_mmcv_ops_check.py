@@ -9,7 +9,7 @@ from mmcnv2.engine import MMCVOpsCheckHook
 from mmcnv2.utils import MMCVOpsError, check_mmcv_ops, mmcv_ops_problem
 from mmcnv2.utils import mmcv_ops as probe
 from tests.runner_utils import RecordHook, tiny_cfg
-from tests.test_gpu.conftest import ROOT
+from tests.test_gpu.utils import ROOT
 
 H200 = 'NVIDIA H200, compute capability 9.0'
 

@@ -6,7 +6,7 @@ import torch
 
 from mmcnv2.models.deploy import sparse_layers, switch_model_to_deploy
 from tests.runner_utils import run, tiny_cfg
-from tests.test_gpu.conftest import relative_error
+from tests.test_gpu.utils import relative_error
 
 
 def test_sparsify_hook_short_run(runner_device, tmp_path, exact_fp32):

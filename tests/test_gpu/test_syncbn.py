@@ -4,7 +4,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from tests.test_gpu.conftest import ROOT, image_size
+from tests.test_gpu.utils import ROOT, image_size
 from tests.test_gpu.test_detectors import build_detector
 
 SYNC_BN = dict(type='SyncBN', requires_grad=True)

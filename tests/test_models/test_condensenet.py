@@ -7,7 +7,7 @@ from mmengine.config import Config
 from mmcnv2.analysis.complexity import config_complexity
 from mmcnv2.models.backbones.condensenet import CondenseNet
 from mmcnv2.models.heads.condensenet_head import CondenseNetClsHead
-from tests.conftest import assert_params_match, randomize_bn
+from tests.utils import assert_params_match, randomize_bn
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

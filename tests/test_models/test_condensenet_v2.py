@@ -4,7 +4,7 @@ from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmcnv2.models import CondenseNetV2
-from tests.conftest import randomize_bn
+from tests.utils import randomize_bn
 
 IMAGENET = {'a': (24, 32, 96, 288, 800), 'b': (24, 72, 216, 600, 1176),
             'c': (48, 144, 400, 1040, 2064)}

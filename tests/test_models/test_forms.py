@@ -17,7 +17,7 @@ from mmcnv2.models.deploy import switch_model_to_deploy
 from mmcnv2.models.forms import (CheckpointFormError, CheckpointMismatchError, checkpoint_form,
                                  state_dict_form)
 from mmcnv2.models.heads import CondenseNetClsHead
-from tests.conftest import randomize_bn
+from tests.utils import randomize_bn
 from tests.test_models.test_backbone_args import ARCH
 
 

@@ -11,7 +11,7 @@ from mmcnv2.models import (CondenseNetV2, SFRShuffleNetV2, SFRShuffleNetV2Plus,
                            ShuffleNetV2Plus, fuse_for_inference, switch_model_to_deploy)
 from mmcnv2.models.deploy import sparse_layers
 from mmcnv2.models.layers import FusedSFRDenseStage, InferenceOnly, fused_dense_stage
-from tests.conftest import randomize_bn, requires_ops
+from tests.utils import randomize_bn, requires_ops
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

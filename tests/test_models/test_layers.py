@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mmcnv2.models.layers import LearnedGroupConv, SparseFeatureReactivation, stage_at
-from tests.conftest import randomize_bn
+from tests.utils import randomize_bn
 
 
 @pytest.mark.parametrize('factor', [2, 4, 6, 8])

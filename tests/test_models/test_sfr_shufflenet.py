@@ -9,7 +9,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmcnv2.analysis.complexity import config_complexity
 from mmcnv2.models import SFRShuffleNetV2, SFRShuffleNetV2Plus, ShuffleNetV2Plus
 from mmcnv2.models.layers import SparseFeatureReactivation
-from tests.conftest import assert_params_match, randomize_bn
+from tests.utils import assert_params_match, randomize_bn
 from tests.runner_utils import run, tiny_cfg
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -11,7 +11,7 @@ import torch
 
 from mmcnv2.models import CondenseNetV2, fuse_for_inference
 from mmcnv2.ops import LAYER_INTS, LAYER_TENSORS, dense_stage_forward
-from tests.conftest import randomize_bn, requires_ops
+from tests.utils import randomize_bn, requires_ops
 
 pytestmark = requires_ops
 

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from mmcnv2.ops import grouped_conv3x3_g8
-from tests.conftest import requires_ops
+from tests.utils import requires_ops
 
 pytestmark = requires_ops
 

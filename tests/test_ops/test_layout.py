@@ -13,7 +13,7 @@ import mmcnv2.ops
 from mmcnv2.models import CondenseNetV2, fuse_for_inference
 from mmcnv2.ops import dense_stage_layout
 from mmcnv2.ops.dense_stage_layout import ABI_VERSION, LAYER_INTS, LAYER_TENSORS, cpp_header
-from tests.conftest import requires_ops
+from tests.utils import requires_ops
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ARCH = dict(depths=(2, ), growth_rates=(8, ), condense_factor=4, sparse_factor=2, groups=2,

@@ -9,8 +9,8 @@ import matplotlib.image as mpimg
 import pytest
 from mmengine.config import Config
 
-from mmcnv2.analysis.compare import model_costs, summarize
-from mmcnv2.apis.compare import BACKBONES, TASKS, task_config, variant_options
+from mmcnv2_tools.compare import BACKBONES, TASKS, task_config, variant_options
+from mmcnv2_tools.compare_report import model_costs, summarize
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

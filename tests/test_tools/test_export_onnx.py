@@ -16,11 +16,11 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope, MODELS
 
 from mmcnv2.apis.deploy import convert_checkpoint
-from mmcnv2.apis.export import build_deploy_model, export_onnx, verify_onnx
+from mmcnv2.apis.export import load_deploy_model, export_onnx, verify_onnx
 from mmcnv2.models import CondenseNetV2, SFRShuffleNetV2, SFRShuffleNetV2Plus
 from mmcnv2.models.deploy import sparse_layers, switch_model_to_deploy
 from mmcnv2.models.layers import SparseFeatureReactivation
-from tests.conftest import randomize_bn
+from tests.utils import randomize_bn
 from tests.runner_utils import TINY_ARCH
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -77,7 +77,7 @@ def check_round_trip(config, ckpt, onnx_path, shape, backbone_only=False):
     """No scatter in the graph; onnxruntime on 2 threads equals the PyTorch deploy form at
     batch 1 and 8 (dynamic batch)."""
     assert not op_types(onnx_path) & SCATTERS
-    model, _ = build_deploy_model(osp.join(ROOT, config), ckpt)
+    model, _ = load_deploy_model(osp.join(ROOT, config), ckpt)
     reference = model.backbone if backbone_only else (lambda x: model(x, mode='tensor'))
     assert_ort_equal(onnx_path, reference,
                      [{'inputs': torch.randn(b, 3, *shape)} for b in (1, 8)])

@@ -12,7 +12,7 @@ from mmengine.config import Config
 
 from mmcnv2.models import switch_model_to_deploy
 from mmcnv2.models.deploy import sparse_layers
-from tests.conftest import randomize_bn
+from tests.utils import randomize_bn
 from tests.tool_utils import tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

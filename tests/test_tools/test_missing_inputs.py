@@ -7,7 +7,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from mmcnv2.apis import MissingInputsError, check_inputs, train
-from mmcnv2.checkpoint.pretrained import PretrainedNotFoundError
+from mmcnv2.models.pretrained import PretrainedNotFoundError
 from mmcnv2.models import CondenseNetV2
 from tests.tool_utils import ROOT, tool
 

@@ -10,6 +10,7 @@ from mmengine.fileio import FileClient, LocalBackend
 from mmengine.hooks import CheckpointHook
 
 from ...checkpoint.atomic import atomic_output, is_temporary, write_text_atomically
+from ...registry import register
 
 #: Runtime-info key (saved in every checkpoint) of the files that checkpoint
 #: replaces: removed once it is complete, or at the start of a run resumed from it.
@@ -38,6 +39,7 @@ class _DeferredRemoval:
         return getattr(self._backend, name)
 
 
+@register('HOOKS')
 class AtomicCheckpointHook(CheckpointHook):
     """mmengine's ``CheckpointHook`` that never loses the last complete checkpoint.
 

@@ -2,9 +2,11 @@
 from mmengine.config import Config
 from mmengine.hooks import Hook
 
+from ...registry import register
 from ...utils.mmcv_ops import check_mmcv_ops
 
 
+@register('HOOKS')
 class MMCVOpsCheckHook(Hook):
     """Fail at the start of a run when mmcv cannot run its compiled ops on the
     device of the runner's model (for example an mmcv built with CPU ops only,

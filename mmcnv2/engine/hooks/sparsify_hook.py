@@ -7,11 +7,14 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import EMAHook, Hook
 from mmengine.model import is_model_wrapper
 
-from ...checkpoint.atomic import save_atomically
+from ...analysis.complexity import paper_complexity
+from ...checkpoint.files import save_deploy_checkpoint
 from ...models.deploy import sparse_layers, switch_model_to_deploy
 from ...models.layers import LearnedGroupConv, SparseFeatureReactivation
+from ...registry import register
 
 
+@register('HOOKS')
 class SparsifyHook(Hook):
     """Prune every LGC / SFR layer of the model on the paper's schedule.
 
@@ -132,13 +135,13 @@ class SparsifyHook(Hook):
         model = copy.deepcopy(source).cpu()
         switch_model_to_deploy(model)
         out = self._deploy_path(runner)
-        meta = dict(mmcnv2=dict(form='deploy', from_ema=bool(ema), iter=runner.iter),
+        meta = dict(mmcnv2=dict(from_ema=bool(ema), iter=runner.iter),
                     cfg=runner.cfg.pretty_text if hasattr(runner, 'cfg') else None)
         # as Runner.save_checkpoint does: the inferencers label with these classes
         dataset = getattr(getattr(runner, 'train_dataloader', None), 'dataset', None)
         if hasattr(dataset, 'metainfo'):
             meta['dataset_meta'] = copy.deepcopy(dataset.metainfo)
-        save_atomically(dict(state_dict=model.state_dict(), meta=meta), out)
+        save_deploy_checkpoint(model, out, meta, force=True)
         runner.logger.info(f'SparsifyHook: deploy-form checkpoint ({"EMA" if ema else "live"} '
                            f'weights) saved to {out}; load it with model.backbone.deploy=True')
 
@@ -190,8 +193,6 @@ class SparsifyHook(Hook):
                 target.stage.copy_(m.stage)
 
     def _update_flops(self, runner):
-        from ...analysis import paper_complexity
-
         model = self._model(runner)
         forward = (lambda m, x: m(x, mode='tensor')) if hasattr(model, 'data_preprocessor') \
             else None

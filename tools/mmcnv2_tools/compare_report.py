@@ -8,32 +8,28 @@ FLOPs, and the latency of one forward pass at batch 1 on this CPU: ours
 fused (:func:`mmcnv2.models.fuse_for_inference`), the peers as built, in eval
 mode; detectors without their post-processing (``mode='tensor'``).
 """
-import copy
 import json
+import os
+import os.path as osp
 import statistics
 from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from .benchmark import machine_info, time_forward
-from .complexity import paper_complexity
+from mmcnv2.analysis.complexity import paper_complexity
+from mmcnv2.analysis.timing import machine_info, time_forward
+from mmcnv2.models.build import build_model
+from mmcnv2.models.deploy import fuse_for_inference, sparse_layers, switch_model_to_deploy
 
 
-def build_deploy_model(model_cfg: dict, scope: str) -> torch.nn.Module:
+def build_condensed_model(model_cfg: dict, scope: str) -> torch.nn.Module:
     """Build ``model_cfg`` with random weights, in its fastest inference form.
 
     A model with LGC/SFR layers is pruned to its final density
     (``sparsify(1.0)``, as after training), condensed and fused; any other
     model is returned as built, in eval mode.
     """
-    from mmengine.registry import DefaultScope, MODELS
-
-    from ..models.deploy import sparse_layers, switch_model_to_deploy
-
-    cfg = copy.deepcopy(model_cfg)
-    cfg.get('backbone', {}).pop('init_cfg', None)
-    with DefaultScope.overwrite_default_scope(scope):
-        model = MODELS.build(cfg)
+    model = build_model(model_cfg, scope)
     model.eval()  # some backbones' train() returns None: no chaining
     layers = sparse_layers(model)
     if layers:
@@ -67,9 +63,7 @@ def model_costs(model_cfg: dict, scope: str, input_shape: Sequence[int],
         >>> round(costs['flops'] / 1e6, 1), costs['latency_form']
         (59.0, 'fused')
     """
-    from ..models.deploy import fuse_for_inference, sparse_layers
-
-    model = build_deploy_model(model_cfg, scope)
+    model = build_condensed_model(model_cfg, scope)
     ours = bool(sparse_layers(model))
     forward = lambda m, x: m(x, mode='tensor')  # noqa: E731
     flops, params = paper_complexity(model, tuple(input_shape), forward=forward)
@@ -208,9 +202,6 @@ def write_report(rows: List[dict], runs: List[dict], metrics: Dict[str, Sequence
     Returns:
         dict: Paths of the three files.
     """
-    import os
-    import os.path as osp
-
     os.makedirs(out_dir, exist_ok=True)
     paths = {k: osp.join(out_dir, f'compare.{k}') for k in ('md', 'json', 'png')}
     with open(paths['md'], 'w') as f:

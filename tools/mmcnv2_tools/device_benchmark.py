@@ -1,7 +1,7 @@
 """Training throughput and inference latency on a device (``tools/benchmark.py --device``).
 
 What people who train these models on GPUs want to know, against the same-FLOPs peers of
-:mod:`mmcnv2.analysis.benchmark` (CondenseNetV2-A/B/C against ShuffleNetV2 0.5x/1.0x/1.5x,
+:mod:`mmcnv2_tools.benchmark` (CondenseNetV2-A/B/C against ShuffleNetV2 0.5x/1.0x/1.5x,
 SFR-ShuffleNetV2 against the plain ShuffleNetV2 of its width, MobileNetV2/V3 alongside):
 
 * **training throughput** (images/s) of the training forms (dense weights and masks, as
@@ -18,15 +18,17 @@ pass ending with a device synchronize. On the CPU the same code runs with tiny s
 (``tools/benchmark.py --device cpu --train``), which is how the tests exercise it.
 """
 import copy
-import os.path as osp
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .benchmark import (DETECTOR_PEERS, DETECTORS, OURS, PEERS, Row, _build, build_ours,
-                        build_peer, check_choices, machine_info, time_round_robin)
+from mmcnv2.analysis.timing import machine_info, time_round_robin
+from mmcnv2.models.deploy import fuse_for_inference
+
+from .benchmark import (DETECTOR_PEERS, DETECTORS, OURS, PEERS, Row, build_config_model,
+                        build_ours, build_peer, check_choices)
 
 #: Devices and autocast dtypes the device benchmark takes.
 DEVICES = ('cpu', 'cuda')
@@ -121,7 +123,6 @@ def _classifiers(root: str, names: List[str], forms: Sequence[str], all_peers: b
                  log: Callable[[str], None]) -> List[Tuple[str, str, nn.Module, Optional[str]]]:
     """(name, form, model, peer) of ours in ``forms`` and of the peers (``as-is``): every
     peer when ``all_peers``, else the ShuffleNetV2 of each of ``names``."""
-    from ..models.deploy import fuse_for_inference
     entries = []
     for name in names:
         log(f'building {name}')
@@ -195,17 +196,13 @@ def time_detector_training(root: str, device: torch.device, batch: int, size: Tu
                            amp: Optional[torch.dtype], timed: dict, log) -> List[Row]:
     """One training iteration of each detector of :data:`DETECTORS` and its peer."""
     from mmdet.testing import demo_mm_inputs
-    from mmengine.config import Config
 
     entries = [(n, c, p) for n, (c, p) in DETECTORS.items()]
     entries += [(n, c, None) for n, c in DETECTOR_PEERS.items()]
     steps = []
     for name, config, _ in entries:
         log(f'building {name}')
-        cfg = Config.fromfile(osp.join(root, config))
-        model_cfg = copy.deepcopy(cfg.model)
-        model_cfg.backbone.pop('init_cfg', None)
-        model = _build(model_cfg, cfg.default_scope).to(device).train()
+        model = build_config_model(config, root).to(device).train()
         packed = demo_mm_inputs(batch, [[3, *size]] * batch, num_items=[10] * batch)
         steps.append(detector_train_step(model, model.data_preprocessor(packed, True), amp))
     timings = time_round_robin(steps, **dict(timed, warmup=2, min_runs=3))

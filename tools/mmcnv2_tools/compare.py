@@ -42,8 +42,10 @@ from typing import Dict, Optional
 
 from mmengine.config import Config
 
+from mmcnv2.apis.runner import train
+from mmcnv2.models.build import build_model
+
 from .demo import DEMOS, schedule_options
-from .runner import train
 
 #: task -> the demo whose recipe all backbones train with, the changes to its model
 #: that every backbone gets, the input the costs are counted at, the model part whose
@@ -112,12 +114,8 @@ def is_ours(task: str, backbone: str) -> bool:
 def backbone_channels(backbone_cfg: dict, scope: str, input_shape=(3, 64, 64)):
     """Channels of the outputs of a backbone config (probed with a forward pass)."""
     import torch
-    from mmengine.registry import DefaultScope, MODELS
 
-    cfg = copy.deepcopy(backbone_cfg)
-    cfg.pop('init_cfg', None)
-    with DefaultScope.overwrite_default_scope(scope):
-        model = MODELS.build(cfg)
+    model = build_model(backbone_cfg, scope)
     model.eval()
     with torch.no_grad():
         outs = model(torch.zeros(1, *input_shape))

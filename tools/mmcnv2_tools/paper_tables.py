@@ -7,6 +7,10 @@ these tables; the figures are written here once.
 import os.path as osp
 from typing import Callable, List, NamedTuple, Optional
 
+from mmengine.config import Config
+
+from mmcnv2.analysis.complexity import config_complexity
+
 
 class PaperEntry(NamedTuple):
     """A model of the paper's tables and the config that builds it here."""
@@ -128,10 +132,6 @@ def paper_table(root: str = '.', with_mmengine: bool = True,
         ``paper_params``, their relative differences, and mmengine's counts.
         A model whose config is absent is reported with ``missing=True``.
     """
-    from mmengine.config import Config
-
-    from .complexity import config_complexity
-
     rows = []
     for k, e in enumerate(PAPER_ENTRIES, start=1):
         row = dict(name=e.name, table=e.table, config=e.config, paper_flops=e.flops,

@@ -16,8 +16,11 @@ from typing import List, Optional, Union
 
 from mmengine.config import Config
 
-from .deploy import compare_forms
-from .runner import train
+from mmcnv2.analysis.connections import plot_connections
+from mmcnv2.analysis.curves import plot_sparsification_curves
+from mmcnv2.apis.deploy import compare_forms
+from mmcnv2.apis.inference import infer_images
+from mmcnv2.apis.runner import train
 
 DEMOS = {
     'det': dict(config='configs/demo/retinanet_cnv2_trees.py', work_dir='work_dirs/demo_det',
@@ -117,15 +120,12 @@ def run_demo(kind: str, work_dir: str = None, root: str = '.', cfg_options: dict
     result = dict(checkpoint=ckpt, deploy_checkpoint=deploy_ckpt, forms=forms, work_dir=work_dir,
                   config=config, root=root)
     if kind == 'cls':  # the paper's Figures 6/7 from the trained (training-form) checkpoint
-        from ..analysis.connections import plot_connections
-        from ..analysis.curves import plot_sparsification_curves
         result['connections'] = osp.join(work_dir, 'connections.png')
         plot_connections(ckpt, result['connections'])
         # density and live FLOPs against iteration, with the validation accuracy
         result['curves'] = osp.join(work_dir, 'curves.png')
         plot_sparsification_curves(work_dir, result['curves'])
     if kind == 'det':
-        from .inference import infer_images
         tile = sorted(glob.glob(osp.join(root, 'demo_data/neon_trees/val/*.jpg')))[0]
         cfg = Config.fromfile(config)
         if options:

@@ -7,16 +7,9 @@ All models of one setting are timed in rounds, one pass of each per round, so
 that a drift of the machine's speed hits ours and the peers alike and the
 ratio of a model to its peer compares numbers taken under the same conditions.
 
-glibc's malloc hands freed memory back to the OS once more than a threshold is
-free at the top of the heap, and that threshold moves with the largest block
-freed so far: a model's latency then depends on what ran before it in the
-process, and a model whose working set crosses the threshold pays a page fault
-per 4 KiB touched on every pass (on a VM ~10 us each; CondenseNetV2-C at 224 x
-224: 1300 faults, ~15 ms of a ~45 ms pass). The benchmark therefore fixes the
-policy first (``malloc='retain'``: freed memory stays in the process, as with
-``MALLOC_TRIM_THRESHOLD_=268435456 MALLOC_MMAP_THRESHOLD_=33554432`` in the
-environment, or jemalloc/tcmalloc, which PyTorch's CPU tuning guide
-recommends); ``malloc='default'`` measures glibc as it comes.
+Before anything is built the process's malloc policy is fixed
+(:func:`mmcnv2.analysis.timing.set_malloc_policy`: ``'retain'`` by default), so
+that no pass page-faults and no timing depends on what ran before it.
 
 The peers are mmpretrain's ShuffleNetV2 0.5x/1.0x/1.5x, MobileNetV2 1.0x and
 MobileNetV3 small/large, as classifiers with their usual heads, as mmpretrain
@@ -30,15 +23,20 @@ import copy
 import json
 import os
 import os.path as osp
-import platform
-import statistics
 import tempfile
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
+from mmengine.config import Config
+
+from mmcnv2.analysis.timing import (MALLOC_POLICIES, Timing, machine_info,  # noqa: F401
+                                    set_malloc_policy, time_forward, time_round_robin)
+from mmcnv2.apis.export import TensorOutputs, onnxruntime_session
+from mmcnv2.models.build import build_model
+from mmcnv2.models.deploy import fuse_for_inference, sparse_layers, switch_model_to_deploy
+from mmcnv2.models.layers import FusedSFRDenseStage
 
 #: Our classifiers: name -> (config, same-FLOPs peer).
 #: Forms of ours that can be timed (see :func:`run_benchmark`).
@@ -83,104 +81,6 @@ PEERS = {
 }
 
 
-@dataclass
-class Timing:
-    """Milliseconds per forward pass: median and spread of ``runs`` passes."""
-    median: float
-    p25: float
-    p75: float
-    runs: int
-
-    def __str__(self):
-        return f'{self.median:.1f} ({self.p25:.1f}-{self.p75:.1f})'
-
-
-def time_forward(fn: Callable[[], object], warmup: int = 3, min_runs: int = 7,
-                 max_runs: int = 30, budget_s: float = 2.0) -> Timing:
-    """Time ``fn()``: ``warmup`` passes, then between ``min_runs`` and ``max_runs``
-    timed passes, stopping early once ``budget_s`` seconds are spent.
-
-    Example:
-        >>> t = time_forward(lambda: sum(range(1000)), budget_s=0.01)
-        >>> t.runs >= 7 and t.p25 <= t.median <= t.p75
-        True
-    """
-    for _ in range(warmup):
-        fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < max_runs and (len(times) < min_runs
-                                     or time.perf_counter() - start < budget_s):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return _timing(times)
-
-
-def time_round_robin(fns: Sequence[Callable[[], object]], warmup: int = 3, min_runs: int = 7,
-                     max_runs: int = 30, budget_s: float = 2.0) -> List[Timing]:
-    """Time every ``fns[i]()`` in rounds of one pass each, as :func:`time_forward`
-    does one: ``warmup`` rounds, then between ``min_runs`` and ``max_runs``
-    timed rounds, stopping early once ``budget_s`` seconds per function are spent.
-
-    Example:
-        >>> fast, slow = time_round_robin([lambda: None, lambda: sum(range(10**5))],
-        ...                               budget_s=0.01)
-        >>> fast.runs == slow.runs >= 7
-        True
-    """
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    times = [[] for _ in fns]
-    start, budget = time.perf_counter(), budget_s * len(fns)
-    while len(times[0]) < max_runs and (len(times[0]) < min_runs
-                                        or time.perf_counter() - start < budget):
-        for fn, ts in zip(fns, times):
-            t0 = time.perf_counter()
-            fn()
-            ts.append((time.perf_counter() - t0) * 1e3)
-    return [_timing(ts) for ts in times]
-
-
-def _timing(times: List[float]) -> Timing:
-    q = statistics.quantiles(times, n=4) if len(times) > 1 else times * 3
-    return Timing(statistics.median(times), q[0], q[2], len(times))
-
-
-MALLOC_POLICIES = ('retain', 'default')
-
-
-def set_malloc_policy(policy: str) -> str:
-    """Fix how this process's ``malloc`` returns freed memory (see the module docstring).
-
-    Args:
-        policy (str): ``'retain'``: glibc keeps freed memory (trim threshold
-            256 MiB, blocks up to 32 MiB from the heap), so passes do not
-            page-fault and timings do not depend on what ran before;
-            ``'default'``: leave the C library as it is.
-
-    Returns:
-        str: What the process runs with, for the record.
-    """
-    if policy not in MALLOC_POLICIES:
-        raise ValueError(f'malloc must be one of {list(MALLOC_POLICIES)}, got {policy!r}')
-    env = {k: os.environ[k] for k in ('MALLOC_TRIM_THRESHOLD_', 'MALLOC_MMAP_THRESHOLD_',
-                                      'LD_PRELOAD') if os.environ.get(k)}
-    if policy == 'default':
-        return 'as started' + (f' ({env})' if env else ' (C library defaults)')
-    import ctypes
-    import ctypes.util
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').mallopt
-    except (OSError, AttributeError):
-        return 'as started (no glibc mallopt here)'
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-    if mallopt(M_TRIM_THRESHOLD, 256 << 20) != 1 or mallopt(M_MMAP_THRESHOLD, 32 << 20) != 1:
-        return 'as started (mallopt refused)'
-    return 'glibc retain: M_TRIM_THRESHOLD=256MiB, M_MMAP_THRESHOLD=32MiB'
-
-
 def check_choices(arg: str, values: Sequence[str], allowed: Sequence[str]):
     """Raise ``ValueError`` naming ``arg`` and the allowed values unless every one of
     ``values`` is among ``allowed``.
@@ -197,10 +97,10 @@ def check_choices(arg: str, values: Sequence[str], allowed: Sequence[str]):
         raise ValueError(f'{arg} must be among {sorted(allowed)}, got {bad}')
 
 
-def _build(model_cfg: dict, scope: str) -> nn.Module:
-    from mmengine.registry import DefaultScope, MODELS
-    with DefaultScope.overwrite_default_scope(scope):
-        return MODELS.build(model_cfg).eval()
+def build_config_model(config: str, root: str = '.') -> nn.Module:
+    """The model of the config file ``root/config``, with random weights, in eval mode."""
+    cfg = Config.fromfile(osp.join(root, config))
+    return build_model(cfg.model, cfg.default_scope).eval()
 
 
 def build_ours(config: str, root: str = '.') -> Dict[str, nn.Module]:
@@ -209,14 +109,7 @@ def build_ours(config: str, root: str = '.') -> Dict[str, nn.Module]:
     Random weights: latency does not depend on their values. Every LGC/SFR is
     pruned to its final density with ``sparsify(1.0)``, as after training.
     """
-    from mmengine.config import Config
-
-    from ..models.deploy import sparse_layers, switch_model_to_deploy
-
-    cfg = Config.fromfile(osp.join(root, config))
-    model_cfg = copy.deepcopy(cfg.model)
-    model_cfg.get('backbone', {}).pop('init_cfg', None)
-    training = _build(model_cfg, cfg.default_scope)
+    training = build_config_model(config, root)
     for _, layer in sparse_layers(training):
         layer.sparsify(1.0)
     deploy = copy.deepcopy(training)
@@ -227,20 +120,13 @@ def build_ours(config: str, root: str = '.') -> Dict[str, nn.Module]:
 def build_peer(name: str) -> nn.Module:
     """An mmpretrain peer classifier of :data:`PEERS` with random weights, in eval mode."""
     import mmpretrain.models  # noqa: F401  (registers the mmpretrain models)
-    return _build(PEERS[name], 'mmpretrain')
+    return build_model(PEERS[name], 'mmpretrain').eval()
 
 
 def build_detector(config: str, root: str = '.') -> Dict[str, nn.Module]:
     """Forms of a detector config: ``deploy``, ``fused`` (and ``fused-python`` where it has
     fused dense stages) for ours, ``as-is`` for a peer."""
-    from mmengine.config import Config
-
-    from ..models.deploy import fuse_for_inference, sparse_layers
-
-    cfg = Config.fromfile(osp.join(root, config))
-    model_cfg = copy.deepcopy(cfg.model)
-    model_cfg.backbone.pop('init_cfg', None)
-    model = _build(model_cfg, cfg.default_scope)
+    model = build_config_model(config, root)
     if not sparse_layers(model):
         return {'as-is': model}
     forms = dict(deploy=model, fused=fuse_for_inference(copy.deepcopy(model)))
@@ -251,33 +137,7 @@ def build_detector(config: str, root: str = '.') -> Dict[str, nn.Module]:
 
 def has_dense_stages(model: nn.Module) -> bool:
     """Whether a fused model has dense stages (what the fused ``backend`` changes)."""
-    from ..models.layers import FusedSFRDenseStage
     return any(isinstance(m, FusedSFRDenseStage) for m in model.modules())
-
-
-def machine_info() -> dict:
-    """CPU, cores and library versions of this run."""
-    import mmcv
-    import mmdet
-    import mmengine
-    import mmpretrain
-
-    cpu = platform.processor()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    info = dict(cpu=cpu, cores=os.cpu_count(), python=platform.python_version(),
-                torch=torch.__version__, mmcv=mmcv.__version__, mmengine=mmengine.__version__,
-                mmpretrain=mmpretrain.__version__, mmdet=mmdet.__version__,
-                torch_threads_default=torch.get_num_threads())
-    try:
-        import onnxruntime
-        info['onnxruntime'] = onnxruntime.__version__
-    except ImportError:
-        info['onnxruntime'] = None
-    return info
 
 
 @dataclass
@@ -304,34 +164,15 @@ def export_for_timing(model: nn.Module, x: torch.Tensor, path: str, legacy: bool
     exporter, as ``tools/export_onnx.py`` does."""
     import warnings
 
-    import onnxruntime as ort
-
-    class Tensor(nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, inputs):
-            return self.m(inputs, mode='tensor')
-
-    wrapper = Tensor(model).eval()
+    wrapper = TensorOutputs(model, backbone_only=False).eval()
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         kwargs = dict(dynamo=False, opset_version=17) if legacy else dict(dynamo=True)
         torch.onnx.export(wrapper, (x, ), path, input_names=['inputs'], **kwargs)
-    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
-    out = session.run(None, {'inputs': x.numpy()})[0]
+    out = onnxruntime_session(path).run(None, {'inputs': x.numpy()})[0]
     with torch.no_grad():
         ref = wrapper(x).numpy()
     return float(abs(out - ref).max())
-
-
-def _ort_session(path: str, threads: int):
-    import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(path, opts, providers=['CPUExecutionProvider'])
 
 
 class StepLog:
@@ -402,8 +243,6 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
 def _run_benchmark(root, threads, batches, size, forms, models, detectors, onnx, budget_s, malloc,
                    log) -> dict:
     """:func:`run_benchmark`'s measurements (it restores the thread count)."""
-    from ..models.deploy import fuse_for_inference
-
     threads = tuple(threads or sorted({1, os.cpu_count() or 1}))
     names = list(models or OURS)
     check_choices('models', names, OURS)
@@ -458,7 +297,7 @@ def _run_benchmark(root, threads, batches, size, forms, models, detectors, onnx,
                 step(f'exporting {name} to ONNX and timing it')
                 diff = export_for_timing(module, x, path, legacy=peer is None)
                 for t in threads:
-                    session = _ort_session(path, t)
+                    session = onnxruntime_session(path, t, inter_op_threads=1)
                     feed = {'inputs': x.numpy()}
                     timing = time_forward(lambda: session.run(None, feed), **timed)
                     rows.append(Row(name, form, 'onnxruntime', t, 1, (size, size), timing, peer,
@@ -518,7 +357,7 @@ def format_table(result: dict, markdown: bool = False) -> str:
 
 
 #: Column order of the summary: CPU latency, onnxruntime, then the device benchmark's
-#: (:mod:`mmcnv2.analysis.device_benchmark`) inference and training runtimes.
+#: (:mod:`mmcnv2_tools.device_benchmark`) inference and training runtimes.
 RUNTIMES = ('pytorch', 'onnxruntime', 'cpu', 'cpu-train', 'cuda', 'cuda-train')
 
 
