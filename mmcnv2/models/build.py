@@ -11,6 +11,7 @@ import inspect
 from typing import Optional
 
 import torch.nn as nn
+from mmengine.registry import MODELS, DefaultScope
 
 from .forms import DEPLOY, TRAINING
 
@@ -33,8 +34,6 @@ def mmcnv2_class(module_cfg: dict, scope: str) -> Optional[type]:
         >>> mmcnv2_class(dict(type='ResNet'), 'mmpretrain') is None
         True
     """
-    from mmengine.registry import MODELS
-
     kind = module_cfg.get('type')
     if not isinstance(kind, type):
         with MODELS.switch_scope_and_registry(scope) as registry:
@@ -92,8 +91,6 @@ def build_model(model_cfg: dict, scope: str, form: Optional[str] = None,
         >>> backbone.deploy, backbone.init_cfg, 'init_cfg' in cfg
         (True, None, True)
     """
-    from mmengine.registry import MODELS, DefaultScope
-
     model_cfg = copy.deepcopy(model_cfg)
     backbone = model_cfg.get('backbone', model_cfg)
     if not pretrained and isinstance(backbone, dict):
