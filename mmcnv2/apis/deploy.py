@@ -9,7 +9,7 @@ from ..analysis.complexity import paper_complexity
 from ..checkpoint.files import (check_output_path, load_state_dict_strict, read_checkpoint,
                                 save_deploy_checkpoint, state_dict_of)
 from ..models.build import build_model
-from ..models.deploy import sparse_layers, switch_model_to_deploy
+from ..models.deploy import switch_model_to_deploy, unfinished_sparsification
 from ..models.forms import DEPLOY, CheckpointFormError, checkpoint_form
 from .inputs import check_inputs
 from .runner import build_runner, load_config, match_checkpoint_form
@@ -26,13 +26,10 @@ def _read_training_checkpoint(checkpoint: str) -> dict:
 
 
 def _check_fully_sparse(model, checkpoint: str):
-    unfinished = [(n, m) for n, m in sparse_layers(model) if not m.is_fully_sparse]
+    unfinished = unfinished_sparsification(model)
     if unfinished:
-        name, m = unfinished[0]
-        raise ValueError(
-            f'{checkpoint} has not finished sparsifying: {len(unfinished)} sparse layers are '
-            f'before their last stage, e.g. {name} at stage {int(m.stage)} of {m.num_stages}; '
-            'train through the sparsification schedule first')
+        raise ValueError(f'{checkpoint} has not finished sparsifying: {unfinished}; train '
+                         'through the sparsification schedule first')
 
 
 def compare_forms(config: str, checkpoint: str, out: Optional[str] = None,

@@ -8,10 +8,12 @@ from typing import Optional
 import torch.nn as nn
 
 from .layers import (FusedSFRDenseStage, check_deployable, fuse_module, make_inference_only,
-                     sparse_layers, switch_module_to_deploy, unwrap)
+                     sparse_layers, switch_module_to_deploy, unfinished_sparsification, unwrap)
 from .layers.fused_dense_stage import check_backend
 
-__all__ = ['fuse_for_inference', 'sparse_layers', 'switch_model_to_deploy']
+__all__ = [
+    'fuse_for_inference', 'sparse_layers', 'switch_model_to_deploy', 'unfinished_sparsification'
+]
 
 
 def switch_model_to_deploy(model: nn.Module) -> int:

@@ -14,7 +14,7 @@ import torch.nn as nn
 from .forms import (DEPLOY, TRAINING, CheckpointFormError, CheckpointMismatchError,
                     compare_state_dicts, describe_mismatch, read_checkpoint, state_dict_form,
                     state_dict_of)
-from .layers import sparse_layers
+from .layers import unfinished_sparsification
 
 
 class PretrainedMismatchError(CheckpointMismatchError):
@@ -124,12 +124,11 @@ def load_pretrained_backbone(backbone: nn.Module, checkpoint: str,
                                           'training-form checkpoint')
         twin = backbone.training_form_copy()
         _strict_load(twin, sd, checkpoint)
-        unfinished = [(n, m) for n, m in sparse_layers(twin) if not m.is_fully_sparse]
+        unfinished = unfinished_sparsification(twin)
         if unfinished:
-            n, m = unfinished[0]
             raise PretrainedMismatchError(
-                f'{checkpoint} has not finished sparsifying ({n} is at stage {int(m.stage)} of '
-                f'{m.num_stages}); fine-tune it with deploy=False under SparsifyHook')
+                f'{checkpoint} has not finished sparsifying ({unfinished}); fine-tune it with '
+                'deploy=False under SparsifyHook')
         twin.switch_to_deploy()
         sd = twin.state_dict()
     _strict_load(backbone, sd, checkpoint)

@@ -1,6 +1,7 @@
 from .channel_shuffle import channel_shuffle
 from .conversion import (check_deployable, fuse_children, fuse_module, sparse_layers,
-                         switch_children_to_deploy, switch_module_to_deploy, unwrap)
+                         switch_children_to_deploy, switch_module_to_deploy,
+                         unfinished_sparsification, unwrap)
 from .dense_blocks import CondenseDenseLayer, DenseStage, PreActConv, SFRDenseLayer
 from .fused_dense_stage import FusedSFRDenseStage
 from .inference_only import InferenceOnly, make_inference_only
@@ -16,5 +17,5 @@ __all__ = [
     'SparseFeatureReactivation', 'SparseConvBase', 'SqueezeExcitation', 'channel_shuffle',
     'check_deployable', 'check_positive_ints', 'fuse_children', 'fuse_module',
     'make_inference_only', 'sparse_layers', 'stage_at', 'switch_children_to_deploy',
-    'switch_module_to_deploy', 'unwrap'
+    'switch_module_to_deploy', 'unfinished_sparsification', 'unwrap'
 ]

@@ -15,7 +15,7 @@ root that has one, and that module converts its own subtree (as timm's
   inference-only form, which replaces it in its parent (itself where it is
   converted in place, e.g. a backbone).
 """
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch.nn as nn
 from mmengine.model import is_model_wrapper
@@ -33,6 +33,29 @@ def sparse_layers(model: nn.Module) -> List[Tuple[str, SparseConvBase]]:
     return [(n, m) for n, m in unwrap(model).named_modules() if isinstance(m, SparseConvBase)]
 
 
+def unfinished_sparsification(model: nn.Module) -> Optional[str]:
+    """What keeps ``model``'s training-form LGC / SFR layers from their deploy form, or
+    None when every one is fully sparse.
+
+    Example:
+        >>> from mmcnv2.models import LearnedGroupConv
+        >>> lgc = LearnedGroupConv(16, 8, condense_factor=4, groups=2)
+        >>> unfinished_sparsification(lgc)
+        '1 sparse layers have not finished sparsifying, e.g. (the model) is at stage 0 of 3'
+        >>> lgc.sparsify(1.0)  # the last stage
+        3
+        >>> unfinished_sparsification(lgc) is None
+        True
+    """
+    unfinished = [(n or '(the model)', m) for n, m in sparse_layers(model)
+                  if not m.deploy and not m.is_fully_sparse]
+    if not unfinished:
+        return None
+    name, m = unfinished[0]
+    return (f'{len(unfinished)} sparse layers have not finished sparsifying, e.g. {name} is at '
+            f'stage {int(m.stage)} of {m.num_stages}')
+
+
 def check_deployable(model: nn.Module) -> List[Tuple[str, SparseConvBase]]:
     """The sparse layers of ``model`` still in training form, all fully sparse.
 
@@ -43,15 +66,11 @@ def check_deployable(model: nn.Module) -> List[Tuple[str, SparseConvBase]]:
     layers = sparse_layers(model)
     if not layers:
         raise ValueError(f'{type(unwrap(model)).__name__} has no LGC/SFR layers to convert')
-    todo = [(n, m) for n, m in layers if not m.deploy]
-    unfinished = [(n, m) for n, m in todo if not m.is_fully_sparse]
+    unfinished = unfinished_sparsification(model)
     if unfinished:
-        name, m = unfinished[0]
-        raise ValueError(
-            f'cannot convert to deploy form: {len(unfinished)} sparse layers have not finished '
-            f'sparsifying, e.g. {name} is at stage {int(m.stage)} of {m.num_stages}; train '
-            'through the sparsification schedule first')
-    return todo
+        raise ValueError(f'cannot convert to deploy form: {unfinished}; train through the '
+                         'sparsification schedule first')
+    return [(n, m) for n, m in layers if not m.deploy]
 
 
 def switch_module_to_deploy(module: nn.Module) -> None:
