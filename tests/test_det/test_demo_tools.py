@@ -114,3 +114,32 @@ def test_next_commands_printed_by_the_demo_run_as_written(trained, monkeypatch):
     assert osp.samefile(test.checkpoint, result['deploy_checkpoint'])
     assert test.cfg_options == {'model.backbone.deploy': True}
     assert osp.dirname(test.work_dir) == work_dir  # not ./work_dirs of wherever it runs
+
+
+@pytest.mark.parametrize('kind', ['det', 'cls'])
+def test_next_commands_repeat_the_model_options_of_the_demo(kind, tmp_path, monkeypatch):
+    """A demo trained with model changes (``--cfg-options model.*``) prints commands that
+    build the same model: the tools' own parsers read the options back, the training-only
+    options stay out."""
+    import runpy
+    import shlex
+
+    from mmcnv2_tools.demo import DEMOS, next_commands
+    options = {'model.neck.out_channels': 32, 'model.backbone.out_indices': [2, 3, 4],
+               'model.test_cfg.score_thr': 0.1, 'model.backbone.arch.stem_stride': 1}
+    result = dict(root=ROOT, config=osp.join(ROOT, DEMOS[kind]['config']),
+                  work_dir=str(tmp_path), checkpoint=str(tmp_path / 'epoch_1.pth'),
+                  deploy_checkpoint=str(tmp_path / 'epoch_1_deploy.pth'), model_options=options)
+    parsed = {}
+    for entry in next_commands(kind, result):
+        _, tool, *args = shlex.split(entry.splitlines()[1])
+        name = osp.basename(tool)
+        if name in ('test.py', 'infer.py', 'export_onnx.py'):
+            monkeypatch.setattr(sys, 'argv', [tool, *args])
+            parsed[name] = runpy.run_path(tool)['parse_args']().cfg_options
+    assert sorted(parsed) == sorted(['test.py', 'export_onnx.py']
+                                    + (['infer.py'] if kind == 'det' else []))
+    for name, got in parsed.items():
+        want = dict(options, **({} if name == 'export_onnx.py' else
+                                {'model.backbone.deploy': True}))
+        assert got == want, name

@@ -117,8 +117,10 @@ def run_demo(kind: str, work_dir: str = None, root: str = '.', cfg_options: dict
     deploy_ckpt = osp.splitext(ckpt)[0] + '_deploy.pth'
     forms = compare_forms(config, ckpt, out=None if osp.exists(deploy_ckpt) else deploy_ckpt,
                           cfg_options=options)
+    # the model changes the demo trained with: the next commands build the same model
+    model_options = {k: v for k, v in (cfg_options or {}).items() if k.startswith('model.')}
     result = dict(checkpoint=ckpt, deploy_checkpoint=deploy_ckpt, forms=forms, work_dir=work_dir,
-                  config=config, root=root)
+                  config=config, root=root, model_options=model_options)
     if kind == 'cls':  # the paper's Figures 6/7 from the trained (training-form) checkpoint
         result['connections'] = osp.join(work_dir, 'connections.png')
         plot_connections(ckpt, result['connections'])
@@ -145,13 +147,37 @@ def _shell_path(path: str) -> str:
     return shlex.quote(path if rel.startswith('..') else rel)
 
 
+def _option_text(value) -> str:
+    """``value`` as mmengine's ``DictAction`` reads it back from the command line.
+
+    Example:
+        >>> _option_text([8, 16]), _option_text((0.5, 'a')), _option_text(True)
+        ('[8,16]', '(0.5,a)', 'True')
+    """
+    if isinstance(value, (list, tuple)):
+        inner = ','.join(_option_text(v) for v in value)
+        return f'[{inner}]' if isinstance(value, list) else f'({inner})'
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return str(value)
+    raise ValueError(f'cannot write the option value {value!r} on a command line')
+
+
+def _cfg_options_arg(options: dict) -> str:
+    """`` --cfg-options k=v ...`` for ``options`` (shell-quoted), or '' when empty."""
+    if not options:
+        return ''
+    return ' --cfg-options ' + ' '.join(shlex.quote(f'{k}={_option_text(v)}')
+                                        for k, v in options.items())
+
+
 def next_commands(kind: str, result: dict) -> List[str]:
     """Commands to try on the demo's outputs, runnable as printed from the current directory.
 
     Args:
         kind (str): ``'det'`` or ``'cls'``.
         result (dict): :func:`run_demo`'s result (``root``, ``config``, ``work_dir``,
-            ``deploy_checkpoint`` are used).
+            ``deploy_checkpoint`` and ``model_options``, the ``model.*`` options the
+            demo trained with, which the commands that build the model repeat).
 
     Returns:
         list[str]: One ``# what it does`` line and the command, per command.
@@ -161,16 +187,20 @@ def next_commands(kind: str, result: dict) -> List[str]:
     tool = lambda name: f'{python} {_shell_path(osp.join(root, "tools", name))}'  # noqa: E731
     config, deploy = _shell_path(result['config']), _shell_path(result['deploy_checkpoint'])
     out = lambda name: _shell_path(osp.join(result['work_dir'], name))  # noqa: E731
-    as_deploy = '--cfg-options model.backbone.deploy=True'
+    model_options = dict(result.get('model_options') or {})
+    as_deploy = _cfg_options_arg({**model_options, 'model.backbone.deploy': True})
+    export = lambda name, side: (  # noqa: E731
+        f'{tool("export_onnx.py")} {config} {deploy} {out(name)} --shape {side} {side}'
+        + _cfg_options_arg(model_options))
     if kind == 'det':
         val = _shell_path(osp.join(root, 'demo_data', 'neon_trees', 'val'))
         return [
             '# detect trees in your own images (files or folders; here the val tiles)\n'
-            f'{tool("infer.py")} {config} {deploy} {val} --out-dir {out("infer")} {as_deploy}',
+            f'{tool("infer.py")} {config} {deploy} {val} --out-dir {out("infer")}{as_deploy}',
             '# COCO metrics of the deploy checkpoint\n'
-            f'{tool("test.py")} {config} {deploy} --work-dir {out("test")} {as_deploy}',
+            f'{tool("test.py")} {config} {deploy} --work-dir {out("test")}{as_deploy}',
             '# export the backbone to ONNX (checked against PyTorch in onnxruntime)\n'
-            f'{tool("export_onnx.py")} {config} {deploy} {out("trees.onnx")} --shape 400 400',
+            + export('trees.onnx', 400),
             '# accuracy per FLOP against ShuffleNetV2 / MobileNetV2 on these trees '
             '(4 trainings as long as this one)\n'
             f'{tool("compare.py")} --tasks det --seeds 0 --out-dir {out("compare")}',
@@ -180,9 +210,9 @@ def next_commands(kind: str, result: dict) -> List[str]:
         ]
     return [
         '# export the classifier to ONNX (checked against PyTorch in onnxruntime)\n'
-        f'{tool("export_onnx.py")} {config} {deploy} {out("digits.onnx")} --shape 32 32',
+        + export('digits.onnx', 32),
         '# accuracy of the deploy checkpoint\n'
-        f'{tool("test.py")} {config} {deploy} --work-dir {out("test")} {as_deploy}',
+        f'{tool("test.py")} {config} {deploy} --work-dir {out("test")}{as_deploy}',
         '# accuracy per FLOP against ShuffleNetV2 / MobileNetV2 on these digits '
         '(4 trainings as long as this one)\n'
         f'{tool("compare.py")} --tasks cls --seeds 0 --out-dir {out("compare")}',
