@@ -16,10 +16,10 @@ image files). Its check always runs: onnxruntime's boxes against PyTorch's.
 """
 import argparse
 
-from mmengine.config import DictAction
-
+from mmcnv2.apis import INPUT_ERRORS
 from mmcnv2.apis.detector_onnx import export_detector_onnx
 from mmcnv2.apis.export import export_onnx
+from mmcnv2_tools.cli import add_cfg_options, exit_on
 
 
 def parse_args():
@@ -36,7 +36,7 @@ def parse_args():
     parser.add_argument('--batch', type=int, default=1,
                         help='--whole-detector: images per run (fixed; default 1)')
     parser.add_argument('--no-verify', action='store_true', help='skip the onnxruntime check')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_cfg_options(parser)
     args = parser.parse_args()
     if args.whole_detector and args.backbone_only:
         parser.error('--whole-detector and --backbone-only exclude each other')
@@ -47,6 +47,11 @@ def parse_args():
 
 def main():
     args = parse_args()
+    with exit_on(INPUT_ERRORS + (ValueError, )):  # bad input: one 'error: ...' line
+        export(args)
+
+
+def export(args):
     if args.whole_detector:
         r = export_detector_onnx(args.config, args.checkpoint, args.out, args.shape,
                                  batch_size=args.batch, cfg_options=args.cfg_options)

@@ -14,6 +14,7 @@ from mmcnv2.apis.detector_onnx import (SingleStageDetectorWithNMS, _test_pipelin
                                        detect_with_onnx, export_detector_onnx)
 from mmcnv2.apis.export import load_deploy_model
 from mmcnv2.models.deploy import sparse_layers
+from tests.tool_utils import tool
 from tests.utils import randomize_bn
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -119,3 +120,16 @@ def test_errors_name_what_is_supported(checkpoint, tmp_path):
     with pytest.raises(ValueError, match='supports single-stage detectors with an '
                        'AnchorGenerator'):
         SingleStageDetectorWithNMS(model.eval(), (64, 64))
+
+
+def test_cli_says_what_is_wrong(checkpoint, tmp_path):
+    """Bad input to tools/export_onnx.py: one 'error: ...' line naming the rule."""
+    digits = osp.join(ROOT, 'configs/demo/cnv2_digits.py')
+    out = str(tmp_path / 'x.onnx')
+    assert tool('export_onnx.py', digits, checkpoint, out, '--whole-detector') == (
+        f"error: {digits} is not an mmdet config (default_scope 'mmpretrain'): whole-detector "
+        'export is for detectors')
+    assert tool('export_onnx.py', CONFIG, str(tmp_path / 'missing.pth'), out,
+                '--whole-detector').startswith('error: ')
+    assert tool('export_onnx.py', CONFIG, checkpoint, out, '--whole-detector', '--batch',
+                '0') == 'error: batch_size must be an int >= 1, got 0'
