@@ -86,16 +86,21 @@ void check_layer(size_t i, int64_t c, const std::vector<at::Tensor>& t,
                 kTensorNames[n], " must be ", dtype, index ? "" : " like the input", ", got ",
                 a.scalar_type());
   };
+  // an index tensor of a positive multiple of ints `of` entries; returns its length
+  auto check_index = [&](int n, int of) {
+    const int64_t entries = t[n].defined() ? t[n].numel() : 0;
+    TORCH_CHECK(entries > 0 && entries % v[of] == 0, "dense_stage_forward: layer ", i, ": ",
+                kTensorNames[n], " must hold a positive multiple of ", name(of), " (", v[of],
+                ") entries, got ", entries);
+    check(n, {entries}, true);
+    return entries;
+  };
   int64_t read = c;  // channels the learned group convolution reads
   if (dense) {
     check(TensorAt::w1, {mid, c});
     check(TensorAt::b1, {mid});
   } else {
-    const int64_t selected = t[TensorAt::index1].defined() ? t[TensorAt::index1].numel() : 0;
-    TORCH_CHECK(selected > 0 && selected % groups == 0, "dense_stage_forward: layer ", i,
-                ": index1 must hold a positive multiple of groups (", groups, ") entries, got ",
-                selected);
-    check(TensorAt::index1, {selected}, true);
+    const int64_t selected = check_index(TensorAt::index1, IntAt::groups);
     check(TensorAt::w1, {groups, mid / groups, selected / groups});
     check(TensorAt::b1, {groups, mid / groups, 1});
     read = selected;
@@ -127,11 +132,7 @@ void check_layer(size_t i, int64_t c, const std::vector<at::Tensor>& t,
   if (dense) {
     check(TensorAt::w3, {c, k});
   } else {
-    const int64_t kept = t[TensorAt::index3].defined() ? t[TensorAt::index3].numel() : 0;
-    TORCH_CHECK(kept > 0 && kept % sg == 0, "dense_stage_forward: layer ", i,
-                ": index3 must hold a positive multiple of sfr_groups (", sg, ") entries, got ",
-                kept);
-    check(TensorAt::index3, {kept}, true);
+    const int64_t kept = check_index(TensorAt::index3, IntAt::sfr_groups);
     check(TensorAt::w3, {sg, kept / sg, k / sg});
   }
   if (kernel) {
