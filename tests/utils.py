@@ -1,9 +1,16 @@
 """Helpers of the tests: model weights that make comparisons meaningful, the paper's rounding
 of parameter counts, and the marker of the compiled-operator tests."""
 import os
+import os.path as osp
 
 import pytest
 import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope, MODELS
+
+from mmcnv2.models.deploy import sparse_layers
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def randomize_bn(module, generator=None):
@@ -15,6 +22,22 @@ def randomize_bn(module, generator=None):
             m.running_mean.normal_(0, 0.1)
             m.running_var.uniform_(0.5, 1.5)
     return module
+
+
+def trained_checkpoint(config, path, progress=1.0):
+    """A training-form checkpoint of ``config`` (relative to the repository, or absolute):
+    random weights and BN stats, masks at ``progress``."""
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    cfg.model.backbone.pop('init_cfg', None)
+    cfg.model.backbone.deploy = False
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+    model.init_weights()
+    randomize_bn(model)
+    for _, m in sparse_layers(model):
+        m.sparsify(progress)
+    torch.save(dict(state_dict=model.state_dict(), meta={}), path)
+    return str(path)
 
 
 def assert_params_match(ours_m, paper_m):

@@ -12,34 +12,17 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.registry import DefaultScope, MODELS
 
 from mmcnv2.apis.deploy import convert_checkpoint
 from mmcnv2.apis.export import load_deploy_model, export_onnx, verify_onnx
 from mmcnv2.models import CondenseNetV2, SFRShuffleNetV2, SFRShuffleNetV2Plus
 from mmcnv2.models.deploy import sparse_layers, switch_model_to_deploy
 from mmcnv2.models.layers import SparseFeatureReactivation
-from tests.utils import randomize_bn
+from tests.utils import randomize_bn, trained_checkpoint
 from tests.runner_utils import TINY_ARCH
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCATTERS = {'Scatter', 'ScatterND', 'ScatterElements', 'TensorScatter'}
-
-
-def trained_checkpoint(config, path, progress=1.0):
-    """A training-form checkpoint: random weights and BN stats, masks at ``progress``."""
-    cfg = Config.fromfile(osp.join(ROOT, config))
-    cfg.model.backbone.pop('init_cfg', None)
-    cfg.model.backbone.deploy = False
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        model = MODELS.build(cfg.model)
-    model.init_weights()
-    randomize_bn(model)
-    for _, m in sparse_layers(model):
-        m.sparsify(progress)
-    torch.save(dict(state_dict=model.state_dict(), meta={}), path)
-    return str(path)
 
 
 def op_types(path):
