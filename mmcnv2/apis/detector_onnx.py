@@ -118,6 +118,38 @@ class SingleStageDetectorWithNMS(nn.Module):
         return torch.cat(dets)
 
 
+def matched_fraction(ref: np.ndarray, got: np.ndarray, min_iou: float = 0.99,
+                     score_tol: float = 1e-3) -> float:
+    """The share of the detections ``ref`` that ``got`` has too.
+
+    A row of ``ref`` (``x1 y1 x2 y2 score label image``, as the exported graph
+    gives them) is matched by a row of ``got`` of the same image, the best-overlapping
+    one, when that row has its label, an IoU of at least ``min_iou`` and a score within
+    ``score_tol``. Two runs of one detector differ by float rounding only, yet
+    where scores are nearly tied rounding may change the order NMS visits them in
+    and so which of two neighbours it keeps: compare by matching, not row by row.
+
+    Example:
+        >>> a = np.array([[0, 0, 10, 10, .9, 0, 0], [20, 20, 30, 30, .8, 0, 0]], np.float32)
+        >>> matched_fraction(a, a[::-1].copy()), matched_fraction(a, a[:1].copy())
+        (1.0, 0.5)
+    """
+    if not len(ref):
+        return 1.0
+    matched = 0
+    for image in np.unique(ref[:, 6]):
+        mine, theirs = ref[ref[:, 6] == image], got[got[:, 6] == image]
+        if not len(theirs):
+            continue
+        iou = torchvision.ops.box_iou(torch.from_numpy(mine[:, :4]),
+                                      torch.from_numpy(theirs[:, :4]))
+        best, index = iou.max(dim=1)
+        best, partner = best.numpy(), theirs[index.numpy()]
+        matched += int(((best >= min_iou) & (np.abs(partner[:, 4] - mine[:, 4]) <= score_tol)
+                        & (partner[:, 5] == mine[:, 5])).sum())
+    return matched / len(ref)
+
+
 def _test_pipeline(cfg):
     """The config's test pipeline without annotation loading, as mmcv transforms."""
     from mmcv.transforms import Compose
@@ -150,7 +182,8 @@ def export_detector_onnx(config: str, checkpoint: str, out: str,
     The model is built in the checkpoint's form, loaded strictly and converted
     to its deploy form; the graph (:class:`SingleStageDetectorWithNMS`) has a
     fixed batch and input size, is written as one file (folder created), and
-    is checked in onnxruntime against the PyTorch module on a random input.
+    is checked in onnxruntime against the PyTorch module on a random input
+    (:func:`matched_fraction`).
 
     Args:
         config (str): An mmdet single-stage detector config (RetinaNet).
@@ -163,8 +196,10 @@ def export_detector_onnx(config: str, checkpoint: str, out: str,
         cfg_options (dict, optional): Overrides for the config.
 
     Returns:
-        dict: ``out``, ``input_shape``, ``output_names``, ``num_dets`` (of the
-        check) and ``max_abs_diff`` (ORT against PyTorch, boxes and scores).
+        dict: ``out``, ``input_shape``, ``output_names``, and of the check:
+        ``num_dets`` and ``num_ort_dets`` (PyTorch's and onnxruntime's boxes)
+        and ``matched`` (:func:`matched_fraction`, at least 0.98, with box
+        counts within 2%).
 
     Raises:
         ValueError: on a detector of another kind, a bad ``shape`` or
@@ -193,14 +228,14 @@ def export_detector_onnx(config: str, checkpoint: str, out: str,
         torch.onnx.export(wrapper, args, out, input_names=list(INPUT_NAMES),
                           output_names=list(OUTPUT_NAMES), dynamo=True, external_data=False)
     got = onnxruntime_session(out).run(None, {n: a.numpy() for n, a in zip(INPUT_NAMES, args)})[0]
-    if got.shape != tuple(ref.shape):
-        raise RuntimeError(f'{out}: onnxruntime kept {got.shape[0]} boxes, PyTorch '
-                           f'{ref.shape[0]}')
-    diff = float(np.abs(got - ref.numpy()).max()) if len(got) else 0.0
-    if diff > 1e-2:
-        raise RuntimeError(f'{out}: onnxruntime differs from PyTorch by {diff:.2e}')
+    ref = ref.numpy()
+    matched = matched_fraction(ref, got)
+    if abs(len(got) - len(ref)) > 0.02 * len(ref) or matched < 0.98:
+        raise RuntimeError(f'{out}: onnxruntime kept {len(got)} boxes, PyTorch {len(ref)}, '
+                           f'{matched:.1%} of them matched (IoU >= 0.99, score within 1e-3); '
+                           'rounding alone leaves at least 98%')
     return dict(out=out, input_shape=[batch_size, 3, *shape], output_names=list(OUTPUT_NAMES),
-                num_dets=int(ref.shape[0]), max_abs_diff=diff)
+                num_dets=len(ref), num_ort_dets=len(got), matched=matched)
 
 
 def detect_with_onnx(onnx_file: str, config: str, images: Sequence[str],

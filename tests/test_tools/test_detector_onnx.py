@@ -11,11 +11,11 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope, MODELS
 
 from mmcnv2.apis.detector_onnx import (SingleStageDetectorWithNMS, _test_pipeline,
-                                       detect_with_onnx, export_detector_onnx)
+                                       detect_with_onnx, export_detector_onnx,
+                                       matched_fraction)
 from mmcnv2.apis.export import load_deploy_model
-from mmcnv2.models.deploy import sparse_layers
 from tests.tool_utils import tool
-from tests.utils import randomize_bn
+from tests.utils import trained_checkpoint
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs/demo/retinanet_cnv2_trees.py')
@@ -27,55 +27,52 @@ def checkpoint(tmp_path_factory):
     """The demo detector with random weights and BN statistics, fully sparsified; its class
     bias at 0 (not RetinaNet's prior of 0.01) so that hundreds of boxes pass the score
     threshold and NMS has work to do."""
-    cfg = Config.fromfile(CONFIG)
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        model = MODELS.build(cfg.model)
-    model.init_weights()
-    randomize_bn(model)
-    model.bbox_head.retina_cls.bias.data.zero_()
-    for _, m in sparse_layers(model):
-        m.sparsify(1.0)
-    path = str(tmp_path_factory.mktemp('det') / 'retinanet.pth')
-    torch.save(dict(state_dict=model.state_dict(), meta={}), path)
+    path = trained_checkpoint(CONFIG, tmp_path_factory.mktemp('det') / 'retinanet.pth')
+    ckpt = torch.load(path, weights_only=True)
+    ckpt['state_dict']['bbox_head.retina_cls.bias'].zero_()
+    torch.save(ckpt, path)
     return path
 
 
-def mmdet_predictions(checkpoint):
-    """mmdet's ``predict`` (rescaled) of the deploy form on the tiles, one at a time."""
+@pytest.fixture(scope='module')
+def deployed(checkpoint):
+    """The deploy form, its config's test pipeline, and each tile as the data
+    preprocessor gives it to the model."""
     model, cfg = load_deploy_model(CONFIG, checkpoint)
     pipeline = _test_pipeline(cfg)
-    out = []
+    batches = []
     for tile in TILES:
         packed = pipeline(dict(img_path=tile, img_id=0))
-        data = model.data_preprocessor(dict(inputs=[packed['inputs']],
-                                            data_samples=[packed['data_samples']]), False)
-        with torch.no_grad():
-            out.append(model.predict(data['inputs'], data['data_samples'])[0].pred_instances)
-    return out
+        batches.append(model.data_preprocessor(dict(
+            inputs=[packed['inputs']], data_samples=[packed['data_samples']]), False))
+    return model, batches
+
+
+def mmdet_predictions(deployed):
+    """mmdet's ``predict`` (rescaled) of the deploy form on the tiles, one at a time."""
+    model, batches = deployed
+    with torch.no_grad():
+        return [model.predict(b['inputs'], b['data_samples'])[0].pred_instances
+                for b in batches]
 
 
 def assert_same_boxes(ours, theirs):
     """The same boxes, each at IoU >= 0.99 with a score within 1e-3 (random weights leave
     near-tied scores, where float rounding may let NMS keep a neighbour: 98% must match)."""
-    from mmdet.structures.bbox import bbox_overlaps
     assert len(theirs.scores) > 50
     assert abs(len(ours['scores']) - len(theirs.scores)) <= 0.02 * len(theirs.scores)
-    iou = bbox_overlaps(theirs.bboxes, torch.from_numpy(ours['bboxes']))
-    best, index = iou.max(dim=1)
-    close = (best >= 0.99) & ((theirs.scores - torch.from_numpy(ours['scores'])[index]).abs()
-                              <= 1e-3) & (theirs.labels == torch.from_numpy(ours['labels'])[index])
-    assert close.float().mean() >= 0.98, close.float().mean()
+    as_dets = lambda boxes, scores, labels: np.concatenate(  # noqa: E731
+        [np.asarray(boxes), np.asarray(scores)[:, None], np.asarray(labels)[:, None],
+         np.zeros((len(scores), 1))], 1).astype(np.float32)
+    assert matched_fraction(as_dets(theirs.bboxes, theirs.scores, theirs.labels),
+                            as_dets(ours['bboxes'], ours['scores'], ours['labels'])) >= 0.98
 
 
-def test_module_equals_mmdet_predict_exactly(checkpoint):
+def test_module_equals_mmdet_predict_exactly(deployed):
     """The traceable module (before export) computes mmdet's boxes, scores and labels."""
-    model, cfg = load_deploy_model(CONFIG, checkpoint)
+    model, batches = deployed
     wrapper = SingleStageDetectorWithNMS(model, (416, 416)).eval()
-    pipeline = _test_pipeline(cfg)
-    for tile, theirs in zip(TILES, mmdet_predictions(checkpoint)):
-        packed = pipeline(dict(img_path=tile, img_id=0))
-        data = model.data_preprocessor(dict(inputs=[packed['inputs']],
-                                            data_samples=[packed['data_samples']]), False)
+    for data, theirs in zip(batches, mmdet_predictions(deployed)):
         meta = data['data_samples'][0].metainfo
         assert tuple(data['inputs'].shape[-2:]) == (416, 416)
         with torch.no_grad():
@@ -87,7 +84,7 @@ def test_module_equals_mmdet_predict_exactly(checkpoint):
         assert torch.equal(dets[:, 5].long(), theirs.labels) and (dets[:, 6] == 0).all()
 
 
-def test_exported_detector_gives_mmdet_boxes_on_real_tiles(checkpoint, tmp_path):
+def test_exported_detector_gives_mmdet_boxes_on_real_tiles(checkpoint, deployed, tmp_path):
     """tools/export_onnx.py --whole-detector, batches of 2 (the last one padded), run by
     detect_with_onnx on real tiles: mmdet's boxes."""
     out = str(tmp_path / 'new' / 'retinanet.onnx')
@@ -100,7 +97,7 @@ def test_exported_detector_gives_mmdet_boxes_on_real_tiles(checkpoint, tmp_path)
     assert 'NonMaxSuppression' in {n.op_type for n in onnx.load(out).graph.node}
     ours = detect_with_onnx(out, CONFIG, TILES)
     assert len(ours) == len(TILES)
-    for mine, theirs in zip(ours, mmdet_predictions(checkpoint)):
+    for mine, theirs in zip(ours, mmdet_predictions(deployed)):
         assert_same_boxes(mine, theirs)
         assert np.all(np.diff(mine['scores']) <= 0)  # by descending score
 
