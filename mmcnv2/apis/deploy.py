@@ -3,14 +3,13 @@ import os.path as osp
 import tempfile
 from typing import Optional
 
-from mmengine.model import is_model_wrapper
-
 from ..analysis.complexity import paper_complexity
 from ..checkpoint.files import (check_output_path, load_state_dict_strict, read_checkpoint,
                                 save_deploy_checkpoint, state_dict_of)
 from ..models.build import build_model
 from ..models.deploy import switch_model_to_deploy, unfinished_sparsification
 from ..models.forms import DEPLOY, CheckpointFormError, checkpoint_form
+from ..models.layers import unwrap
 from .inputs import check_inputs
 from .runner import build_runner, load_config, match_checkpoint_form
 
@@ -65,7 +64,7 @@ def compare_forms(config: str, checkpoint: str, out: Optional[str] = None,
         cfg.load_from = None
         cfg.pop('custom_hooks', None)  # evaluation only
         runner = build_runner(cfg)
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap(runner.model)
         load_state_dict_strict(model, state_dict_of(ckpt), checkpoint)
         _check_fully_sparse(model, checkpoint)
         shape = tuple(runner.test_dataloader.dataset[0]['inputs'].shape)

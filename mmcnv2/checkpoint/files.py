@@ -20,6 +20,7 @@ from ..models.forms import (DEPLOY, CheckpointFormError, CheckpointMismatchError
                             CheckpointNotFoundError, CheckpointReadError, compare_state_dicts,
                             describe_mismatch, form_mismatch_message, read_checkpoint,
                             state_dict_form, state_dict_of, strip_module_prefix)
+from ..models.layers import unwrap
 from .atomic import save_atomically
 
 
@@ -38,9 +39,7 @@ def check_state_dict_fits(model: nn.Module, state_dict: Mapping,
         CheckpointMismatchError: on missing, unexpected or mis-shaped keys,
             naming them.
     """
-    from mmengine.model import is_model_wrapper
-
-    model = model.module if is_model_wrapper(model) else model
+    model = unwrap(model)
     state_dict = strip_module_prefix(state_dict)
     own = model.state_dict()
     incoming_form, own_form = state_dict_form(state_dict), state_dict_form(own)
@@ -56,11 +55,8 @@ def check_state_dict_fits(model: nn.Module, state_dict: Mapping,
 
 def load_state_dict_strict(model: nn.Module, state_dict: Mapping, source: str = 'the checkpoint'):
     """Load ``state_dict`` into ``model``, all or nothing (see :func:`check_state_dict_fits`)."""
-    from mmengine.model import is_model_wrapper
-
     check_state_dict_fits(model, state_dict, source)
-    model = model.module if is_model_wrapper(model) else model
-    model.load_state_dict(strip_module_prefix(state_dict), strict=True)
+    unwrap(model).load_state_dict(strip_module_prefix(state_dict), strict=True)
 
 
 def check_output_path(out: str, inputs: Sequence[str] = (), force: bool = False):

@@ -5,12 +5,11 @@ from typing import Dict, Optional, Sequence
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import EMAHook, Hook
-from mmengine.model import is_model_wrapper
 
 from ...analysis.complexity import paper_complexity
 from ...checkpoint.files import save_deploy_checkpoint
 from ...models.deploy import sparse_layers, switch_model_to_deploy
-from ...models.layers import LearnedGroupConv, SparseFeatureReactivation
+from ...models.layers import LearnedGroupConv, SparseFeatureReactivation, unwrap
 from ...registry import register
 
 
@@ -77,7 +76,7 @@ class SparsifyHook(Hook):
     # ---------------------------------------------------------------- helpers
     @staticmethod
     def _model(runner):
-        return runner.model.module if is_model_wrapper(runner.model) else runner.model
+        return unwrap(runner.model)
 
     @staticmethod
     def _ema_hooks(runner):
