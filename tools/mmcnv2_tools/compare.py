@@ -3,18 +3,15 @@
 Each task trains one recipe, a demo config, with backbones of matched FLOPs:
 ours (CondenseNetV2, SFR-ShuffleNetV2) against mmpretrain's ShuffleNetV2 and
 MobileNetV2. Everything but the backbone stays as the config has it (data,
-schedule, seed handling, neck and head but for the detection pyramid below),
+schedule, seed handling, neck and head),
 the same for every backbone; the neck's or head's input channels follow the
 backbone. ``SparsifyHook`` prunes ours and is left out for the
 peers, which have nothing to prune.
 
-Detection uses one detector for every backbone, built on the demo's
-RetinaNet: a three-level FPN fed at strides 8, 16 and 32 (no P6/P7: the
-crowns are 9-108 px, median 40, on the 400 x 400 tiles) and square anchors of
-16-101 px (the crowns are round, aspect 0.7-1.4), so that almost every crown
-has an anchor at IoU >= 0.5 (mmdet's default RetinaNet anchors start at 32 px
-and leave about one crown in nine without one). The demo itself keeps its own
-five-level model; this smaller pyramid is what lets mmpretrain's backbones,
+Detection uses the demo's RetinaNet for every backbone: a three-level FPN fed
+at strides 8, 16 and 32 (no P6/P7: the crowns are 9-108 px, median 40, on the
+400 x 400 tiles) with square anchors of 16-101 px, and the demo's own
+CondenseNetV2 as ours; this pyramid is also what lets mmpretrain's backbones,
 which have no stride-4 output, plug in unchanged.
 
 The FLOPs are matched at the task's input size, the paper's way
@@ -23,8 +20,7 @@ ShuffleNetV2 only comes in 0.5x / 1.0x / 1.5x / 2.0x, so it sets the budget
 and the others are sized to it:
 
 * ``det`` (RetinaNet on the NEON tree tiles, 400 x 400): a CondenseNetV2 in
-  the demo's layout, without the dense layer at stride 2 and deeper at strides
-  16 and 32 (132.2M backbone FLOPs), SFR-ShuffleNetV2 0.5x (136.3M),
+  the demo's own backbone (132.2M backbone FLOPs), SFR-ShuffleNetV2 0.5x (136.3M),
   ShuffleNetV2 0.5x (131.9M), MobileNetV2 0.25x (123.5M; the next widths
   ``make_divisible`` allows give 187M). Where a backbone ends with a wide 1x1
   convolution (ShuffleNetV2, MobileNetV2) that is its stride-32 output, so no
@@ -47,32 +43,22 @@ from mmcnv2.models.build import build_model
 
 from .demo import DEMOS, schedule_options
 
-#: task -> the demo whose recipe all backbones train with, the changes to its model
-#: that every backbone gets, the input the costs are counted at, the model part whose
-#: ``in_channels`` follows the backbone, and the metrics reported (the first is the
-#: headline one of the plot).
+#: task -> the demo whose recipe all backbones train with, the input the costs are
+#: counted at, the model part whose ``in_channels`` follows the backbone, and the metrics
+#: reported (the first is the headline one of the plot).
 TASKS = {
     'det': dict(demo='det', input_shape=(3, 400, 400), channels_key='neck',
-                model_options={
-                    'model.neck.start_level': 0, 'model.neck.num_outs': 3,
-                    'model.neck.add_extra_convs': False,
-                    'model.bbox_head.anchor_generator': dict(
-                        octave_base_scale=2, scales_per_octave=3, ratios=[1.0],
-                        strides=[8, 16, 32])},
                 metrics=('coco/bbox_mAP_50', 'coco/bbox_mAP')),
-    'cls': dict(demo='cls', input_shape=(3, 32, 32), channels_key='head', model_options={},
+    'cls': dict(demo='cls', input_shape=(3, 32, 32), channels_key='head',
                 metrics=('accuracy/top1', )),
 }
 
 _BN = dict(norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False)
 
-#: task -> backbone name -> (backbone config, ours?)
+#: task -> backbone name -> (backbone config, ours?); ``None``: the task config's own backbone
 BACKBONES = {
     'det': {
-        'CondenseNetV2': (dict(type='CondenseNetV2', arch=dict(
-            depths=(0, 1, 2, 4, 6), growth_rates=(8, 8, 16, 32, 64), condense_factor=4,
-            sparse_factor=4, groups=4, bottleneck=4, stem_stride=2, hswish_from=2, se_from=3),
-            out_indices=(2, 3, 4), init_cfg=None, **_BN), True),
+        'CondenseNetV2': (None, True),  # the detection demo's own backbone
         'SFR-ShuffleNetV2-0.5x': (dict(type='SFRShuffleNetV2', arch='0.5x', out_indices=(1, 2, 4),
                                        init_cfg=None, **_BN), True),
         'ShuffleNetV2-0.5x': (dict(type='mmpretrain.ShuffleNetV2', widen_factor=0.5,
@@ -150,8 +136,9 @@ def variant_options(task: str, backbone: str, seed: int = 0, epochs: Optional[in
         raise ValueError(f'seed must be an int, got {seed!r}')
     config = task_config(task, root)
     cfg = Config.fromfile(config)
-    options = {'randomness.seed': seed, **copy.deepcopy(TASKS[task]['model_options'])}
+    options = {'randomness.seed': seed}
     spec, ours = BACKBONES[task][backbone]
+    spec = cfg.model.backbone.to_dict() if spec is None else spec
     channels = backbone_channels(spec, cfg.default_scope)
     options['model.backbone'] = dict(copy.deepcopy(spec), _delete_=True)
     key = TASKS[task]['channels_key']
