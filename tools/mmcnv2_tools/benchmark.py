@@ -216,13 +216,14 @@ def quantize_for_timing(path: str) -> str:
 def whole_detector_for_timing(config: str, root: str, folder: str, name: str,
                               shape: Sequence[int]) -> str:
     """Export ``config``'s detector whole (post-processing included, random weights, every
-    LGC/SFR fully sparsified) at ``shape``, as ``tools/export_onnx.py --whole-detector``
+    LGC/SFR fully sparsified or in deploy form) at ``shape``, as ``tools/export_onnx.py --whole-detector``
     does; return the ``.onnx`` path."""
     from mmcnv2.apis.detector_onnx import export_detector_onnx
 
     model = build_config_model(config, root)
     for _, layer in sparse_layers(model):
-        layer.sparsify(1.0)
+        if not layer.deploy:  # the detector configs build the deploy form already
+            layer.sparsify(1.0)
     ckpt = osp.join(folder, f'{name}.pth')
     torch.save(dict(state_dict=model.state_dict(), meta={}), ckpt)
     out = osp.join(folder, f'{name}_{shape[0]}x{shape[1]}.onnx')
