@@ -288,7 +288,8 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
             forms) and their peers at 800 x 1333, batch 1, with the largest
             thread count (a pass takes seconds there).
         onnx (Sequence[str]): Ours to export (deploy form) and time in
-            ``runtimes`` at batch 1, with their peers.
+            ``runtimes`` at batch 1, with their peers, all files of one runtime and
+            thread count in rounds of one run each.
         budget_s (float): Seconds of timed passes per measurement (at least
             5 passes after 3 warm-up ones).
         malloc (str): ``'retain'`` or ``'default'``, see
@@ -376,19 +377,29 @@ def _run_benchmark(root, threads, batches, size, forms, models, detectors, onnx,
             todo += [(n, f, m, p) for n, f, m, p in entries
                      if f == 'as-is' and n in {OURS[o][1] for o in onnx if o in OURS}]
             step = StepLog(log, 'onnx', len(todo))
+            files = []  # (name, form, file, peer, diff)
             for name, form, module, peer in todo:
                 path = osp.join(tmp, f'{name}.onnx')
-                step(f'exporting {name} to ONNX and timing it')
+                step(f'exporting {name} to ONNX' + (' and quantizing it' if int8 else ''))
                 diff = export_for_timing(module, x, path, legacy=peer is None)
-                files = [(form, path)]
+                files.append((name, form, path, peer, diff))
                 if int8:
-                    files.append((form + INT8, quantize_for_timing(path)))
-                for f, file in files:
-                    for runtime, t, timing in time_onnx_file(file, {'inputs': x.numpy()},
-                                                             runtimes, threads, timed):
-                        rows.append(Row(name, f, runtime, t, 1, (size, size), timing, peer,
+                    files.append((name, form + INT8, quantize_for_timing(path), peer, diff))
+            # round robin over the files, as the PyTorch forms: a drift of the machine's
+            # speed hits ours and the peers alike
+            feeds = {'inputs': x.numpy()}
+            step = StepLog(log, 'onnx timing', len(runtimes) * len(threads))
+            for runtime in runtimes:
+                for t in threads:
+                    step(f'timing {len(files)} ONNX files round-robin in {runtime}, '
+                         f'threads={t}')
+                    sessions = [open_session(f, runtime, t) for _, _, f, _, _ in files]
+                    timings = time_round_robin([lambda s=s: s.run(feeds) for s in sessions],
+                                               **timed)
+                    for (name, form, _, peer, diff), timing in zip(files, timings):
+                        rows.append(Row(name, form, runtime, t, 1, (size, size), timing, peer,
                                         dict(max_abs_diff=diff)))
-                        log(f'{name:<24}{f:<12} {runtime} threads={t}: {timing} ms')
+                        log(f'{name:<24}{form:<12} {runtime} threads={t}: {timing} ms')
     if whole_detectors:
         with tempfile.TemporaryDirectory() as tmp:
             todo = [(n, c, p) for n, (c, p) in DETECTORS.items()]
