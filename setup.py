@@ -38,7 +38,7 @@ INSTALL_REQUIRES = [
 
 EXTRAS_REQUIRE = {
     'tests': ['pytest>=8', 'scikit-learn>=1.7'],
-    'deploy': ['onnx>=1.23', 'onnxscript>=0.7', 'onnxruntime>=1.30'],
+    'deploy': ['onnx>=1.23', 'onnxscript>=0.7', 'onnxruntime>=1.30', 'openvino>=2025.0'],
 }
 
 ROOT = osp.dirname(osp.abspath(__file__))

@@ -5,6 +5,8 @@ training throughput and latency on a GPU (--device cuda).
                               [--models CondenseNetV2-A ...] [--threads 1 2] [--batches 1 8]
                               [--forms training deploy fused fused-python]
                               [--no-detectors] [--no-onnx]
+                              [--runtimes onnxruntime openvino] [--int8]
+                              [--whole-detectors [800 1344 416 416]]
                               [--malloc retain|default]
     python tools/benchmark.py --device cuda [--train-batch 64] [--batches 1 64] [--size 224]
                               [--amp bfloat16|float16|none] [--det-size 800 1333]
@@ -35,8 +37,10 @@ import argparse
 import os
 import os.path as osp
 
-from mmcnv2_tools.benchmark import (FORMS, MALLOC_POLICIES, OURS, format_summary, format_table,
-                                    from_json, run_benchmark, to_json)
+from mmcnv2.apis.runtimes import RUNTIMES
+from mmcnv2_tools.benchmark import (FORMS, MALLOC_POLICIES, OURS, WHOLE_DETECTOR_SIZES,
+                                    format_summary, format_table, from_json, run_benchmark,
+                                    to_json)
 from mmcnv2_tools.device_benchmark import (AMP_DTYPES, DEVICES, INFERENCE_FORMS,
                                            run_device_benchmark)
 
@@ -70,7 +74,14 @@ def parse_args():
     parser.add_argument('--budget', type=float, default=1.0,
                         help='seconds of timed passes per measurement (min 5 passes)')
     parser.add_argument('--no-detectors', action='store_true', help='skip the detectors')
-    parser.add_argument('--no-onnx', action='store_true', help='skip onnxruntime')
+    parser.add_argument('--no-onnx', action='store_true', help='skip the ONNX runtimes')
+    parser.add_argument('--runtimes', nargs='+', choices=RUNTIMES, default=['onnxruntime'],
+                        help='runtimes of the ONNX files (default: onnxruntime)')
+    parser.add_argument('--int8', action='store_true',
+                        help='also time the ONNX files quantized to int8 (static, QDQ)')
+    parser.add_argument('--whole-detectors', nargs='*', type=int, metavar='H W',
+                        help='time whole RetinaNets (NMS included) in ONNX at these sizes '
+                        '(default: 800 1344 416 416)')
     parser.add_argument('--malloc', choices=MALLOC_POLICIES, default='retain',
                         help='retain: freed memory stays in the process (no page faults); '
                         'default: the C library as it comes')
@@ -82,7 +93,8 @@ def parse_args():
 def print_result(result: dict, markdown: bool):
     m = result['machine']
     print(f"\n{m['cpu']}, {m['cores']} cores; torch {m['torch']}, mmcv {m['mmcv']}, "
-          f"mmpretrain {m['mmpretrain']}, mmdet {m['mmdet']}, onnxruntime {m['onnxruntime']}")
+          f"mmpretrain {m['mmpretrain']}, mmdet {m['mmdet']}, onnxruntime {m['onnxruntime']}"
+          + (f", openvino {m['openvino']}" if m.get('openvino') else ''))
     if m.get('gpu'):
         print(f"{m['gpu']} ({m['gpu_memory_gib']} GiB, compute capability {m['capability']}); "
               f"CUDA {m['cuda']}, cuDNN {m['cudnn']}, TF32 conv {m['tf32_conv']}, "
@@ -105,6 +117,11 @@ def main():
         return
     if args.threads and any(t < 1 for t in args.threads):
         raise SystemExit(f'--threads must be positive, got {args.threads}')
+    whole = args.whole_detectors
+    if whole is not None and (len(whole) % 2 or any(v < 32 for v in whole)):
+        raise SystemExit(f'--whole-detectors takes pairs H W of ints >= 32, got {whole}')
+    whole = [] if whole is None else (
+        [tuple(whole[i:i + 2]) for i in range(0, len(whole), 2)] or list(WHOLE_DETECTOR_SIZES))
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     if args.device == 'cuda' or args.train:
         result = run_device_benchmark(
@@ -121,7 +138,8 @@ def main():
                                onnx=() if args.no_onnx else ('CondenseNetV2-A', 'CondenseNetV2-B',
                                                              'CondenseNetV2-C',
                                                              'SFR-ShuffleNetV2-1.0x'),
-                               budget_s=args.budget, malloc=args.malloc)
+                               budget_s=args.budget, malloc=args.malloc,
+                               runtimes=args.runtimes, int8=args.int8, whole_detectors=whole)
     print_result(result, args.markdown)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     to_json(result, args.out)

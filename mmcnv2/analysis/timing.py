@@ -147,4 +147,9 @@ def machine_info() -> dict:
         info['onnxruntime'] = onnxruntime.__version__
     except ImportError:
         info['onnxruntime'] = None
+    try:
+        import openvino
+        info['openvino'] = openvino.__version__.split('-')[0]
+    except ImportError:
+        info['openvino'] = None
     return info

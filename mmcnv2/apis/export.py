@@ -1,4 +1,5 @@
-"""ONNX export of deploy-form classifiers and backbones (``tools/export_onnx.py``)."""
+"""ONNX export of deploy-form classifiers and backbones (``tools/export_onnx.py``), checked
+in ONNX Runtime or OpenVINO (:mod:`mmcnv2.apis.runtimes`)."""
 import os
 import os.path as osp
 import warnings
@@ -12,6 +13,7 @@ from ..models.build import build_model
 from ..models.deploy import switch_model_to_deploy
 from ..models.forms import DEPLOY, TRAINING, checkpoint_form
 from .runner import load_config, set_model_form
+from .runtimes import check_runtimes, onnxruntime_session, open_session  # noqa: F401
 
 
 class TensorOutputs(nn.Module):
@@ -55,8 +57,10 @@ def load_deploy_model(config: str, checkpoint: str, cfg_options: Optional[dict] 
 def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence[int]] = None,
                 backbone_only: Optional[bool] = None, verify: bool = True,
                 cfg_options: Optional[dict] = None,
-                verify_batch_sizes: Sequence[int] = (1, 4)) -> dict:
-    """Export the deploy form of a trained model to ONNX and check it in onnxruntime.
+                verify_batch_sizes: Sequence[int] = (1, 4),
+                runtimes: Sequence[str] = ('onnxruntime', )) -> dict:
+    """Export the deploy form of a trained model to ONNX and check it in onnxruntime
+    (and/or OpenVINO).
 
     An mmpretrain classifier exports its logits (``mode='tensor'``); an mmdet
     detector (or ``backbone_only=True``) exports its backbone's feature maps,
@@ -79,18 +83,21 @@ def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence
         backbone_only (bool, optional): Export the backbone's feature maps;
             default: True for detectors, False for classifiers.
         verify (bool): Check the file with :func:`verify_onnx` at
-            ``verify_batch_sizes``, ORT's default threading and 1 thread.
+            ``verify_batch_sizes``, the runtime's default threading and 1 thread.
         cfg_options (dict, optional): Overrides for the config.
         verify_batch_sizes (Sequence[int]): Batch sizes of the check.
+        runtimes (Sequence[str]): Runtimes of the check, among
+            :data:`~mmcnv2.apis.runtimes.RUNTIMES` (``'onnxruntime'``, ``'openvino'``).
 
     Returns:
         dict: ``out``, ``files``, ``input_shape``, ``output_names`` and, if
-        verified, ``max_rel_diff``.
+        verified, ``max_rel_diff`` (the worst of all runtimes) and
+        ``rel_diff_by_runtime``.
 
     Raises:
         ValueError: on a bad ``shape`` or a checkpoint that has not finished
-            sparsifying; RuntimeError when the graph holds an unsafe scatter or
-            onnxruntime disagrees with PyTorch.
+            sparsifying or an unknown runtime; RuntimeError when the graph holds an
+            unsafe scatter or a runtime disagrees with PyTorch.
 
     Example:
         >>> export_onnx('configs/imagenet/cnv2_a.py', 'cnv2_a_deploy.pth',
@@ -113,6 +120,7 @@ def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence
                                          for b in verify_batch_sizes):
         raise ValueError('verify_batch_sizes must be a non-empty sequence of ints >= 1, got '
                          f'{verify_batch_sizes!r}')
+    runtimes = check_runtimes(runtimes)
     model, _ = load_deploy_model(config, checkpoint, cfg_options)
     wrapper = TensorOutputs(model, backbone_only).eval()
     x = torch.randn(1, 3, *shape)
@@ -138,8 +146,10 @@ def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence
                            f'(onnxruntime is not thread-safe for them): {unsafe}')
     result = dict(out=out, files=files, input_shape=list(x.shape), output_names=names)
     if verify:
-        result['max_rel_diff'] = verify_onnx(out, wrapper,
-                                             [(b, 3, *shape) for b in verify_batch_sizes])
+        shapes = [(b, 3, *shape) for b in verify_batch_sizes]
+        result['rel_diff_by_runtime'] = {r: verify_onnx(out, wrapper, shapes, runtime=r)
+                                         for r in runtimes}
+        result['max_rel_diff'] = max(result['rel_diff_by_runtime'].values())
     return result
 
 
@@ -199,35 +209,17 @@ def unsafe_scatter_nodes(model) -> List[str]:
     return walk(model.graph, {})
 
 
-def onnxruntime_session(path: str, intra_op_threads: int = 0,
-                        inter_op_threads: Optional[int] = None):
-    """An onnxruntime CPU session of the ONNX file ``path``.
-
-    Args:
-        path (str): The ``.onnx`` file.
-        intra_op_threads (int): ``intra_op_num_threads``; 0: onnxruntime's
-            default, one per physical core.
-        inter_op_threads (int, optional): ``inter_op_num_threads``; None:
-            onnxruntime's default.
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = intra_op_threads
-    if inter_op_threads is not None:
-        options.inter_op_num_threads = inter_op_threads
-    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-
-
 def verify_onnx(path: str, reference: Callable, input_shapes: Sequence[Sequence[int]],
-                rtol: float = 1e-4, intra_op_threads: Sequence[int] = (0, 1)) -> float:
+                rtol: float = 1e-4, intra_op_threads: Sequence[int] = (0, 1),
+                runtime: str = 'onnxruntime') -> float:
     """Check an ONNX file against the PyTorch module it was exported from.
 
     Each of ``input_shapes`` gets a random normal input; every output of
-    onnxruntime (CPU) must match ``reference``'s within ``rtol`` relative to
-    that output's largest magnitude, ``max|ort - torch| <= rtol * max|torch|``,
-    in a session with each of ``intra_op_threads`` threads (0: onnxruntime's
-    default, one per physical core). Several batch sizes and threads find
+    ``runtime`` (CPU, :func:`~mmcnv2.apis.runtimes.open_session`) must match
+    ``reference``'s within ``rtol`` relative to that output's largest
+    magnitude, ``max|runtime - torch| <= rtol * max|torch|``, in a session
+    with each of ``intra_op_threads`` threads (0: the runtime's default, one
+    per physical core). Several batch sizes and threads find
     kernels that are not thread-safe; the relative measure keeps rounding of
     large activations from failing a correct graph.
 
@@ -237,14 +229,17 @@ def verify_onnx(path: str, reference: Callable, input_shapes: Sequence[Sequence[
             a tuple/list of tensors in the graph's output order.
         input_shapes (Sequence[Sequence[int]]): Input shapes to try.
         rtol (float): Largest relative difference allowed.
-        intra_op_threads (Sequence[int]): ``intra_op_num_threads`` settings.
+        intra_op_threads (Sequence[int]): Thread counts of one inference.
+        runtime (str): ``'onnxruntime'`` or ``'openvino'`` (in float32).
 
     Returns:
         float: The largest relative difference seen.
 
     Raises:
-        RuntimeError: naming the shape, threads and output that differ.
+        RuntimeError: naming the runtime, shape, threads and output that differ.
+        ValueError: on an unknown runtime.
     """
+    runtime, = check_runtimes([runtime])
     generator = torch.Generator().manual_seed(0)
     cases = []
     for shape in input_shapes:
@@ -255,10 +250,10 @@ def verify_onnx(path: str, reference: Callable, input_shapes: Sequence[Sequence[
                                                        else [ref])]))
     worst = 0.0
     for threads in intra_op_threads:
-        session = onnxruntime_session(path, threads)
-        names = [o.name for o in session.get_outputs()]
+        session = open_session(path, runtime, threads)
+        names = session.output_names
         for x, refs in cases:
-            outs = session.run(None, {session.get_inputs()[0].name: x})
+            outs = session.run({session.input_names[0]: x})
             if len(outs) != len(refs):
                 raise RuntimeError(f'{path}: {len(outs)} outputs, PyTorch gives {len(refs)}')
             for name, o, r in zip(names, outs, refs):
@@ -269,7 +264,7 @@ def verify_onnx(path: str, reference: Callable, input_shapes: Sequence[Sequence[
                 worst = max(worst, rel)
                 if not rel <= rtol:
                     raise RuntimeError(
-                        f'{path}: onnxruntime ({threads or "default"} intra-op threads) differs '
+                        f'{path}: {runtime} ({threads or "default"} intra-op threads) differs '
                         f'from PyTorch on input {list(x.shape)}, output {name}: max|diff| / '
                         f'max|PyTorch| = {rel:.3g} > rtol={rtol}')
     return worst

@@ -8,11 +8,13 @@ import sys
 import pytest
 import torch
 
-from mmcnv2.analysis.timing import set_malloc_policy, time_forward, time_round_robin
+from mmcnv2.analysis.timing import Timing, set_malloc_policy, time_forward, time_round_robin
 from mmcnv2.models.layers import FusedSFRDenseStage
-from mmcnv2_tools.benchmark import (OURS, PEERS, build_detector, build_ours, build_peer,
+from mmcnv2_tools.benchmark import (OURS, PEERS, Row, build_detector, build_ours, build_peer,
                                     export_for_timing, format_summary, format_table, from_json,
-                                    run_benchmark, to_json)
+                                    quantize_for_timing, random_calibration, run_benchmark,
+                                    time_onnx_file, to_json)
+from tests.tool_utils import tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -141,6 +143,78 @@ def test_onnxruntime_timing_export_matches_pytorch(tmp_path):
     diff = export_for_timing(build_peer('ShuffleNetV2-0.5x'), torch.randn(1, 3, 64, 64),
                              str(tmp_path / 'peer.onnx'), legacy=True)
     assert diff <= 1e-4
+
+
+def test_onnx_files_timed_in_both_runtimes_fp32_and_int8(tmp_path):
+    """A peer exported for timing, its int8 copy (QDQ nodes), each timed in onnxruntime and
+    OpenVINO: one (runtime, threads, timing) per setting."""
+    pytest.importorskip('openvino')
+    import onnx
+    path = str(tmp_path / 'peer.onnx')
+    export_for_timing(build_peer('ShuffleNetV2-0.5x'), torch.randn(1, 3, 64, 64), path,
+                      legacy=True)
+    int8 = quantize_for_timing(path)
+    assert int8 == str(tmp_path / 'peer_int8.onnx')
+    assert 'QuantizeLinear' in {n.op_type for n in onnx.load(int8).graph.node}
+    feeds = random_calibration(path, 1)[0]
+    assert feeds['inputs'].shape == (1, 3, 64, 64)
+    timed = dict(warmup=1, min_runs=2, max_runs=2, budget_s=0.0)
+    for file in (path, int8):
+        got = time_onnx_file(file, feeds, ['onnxruntime', 'openvino'], [1, 2], timed)
+        assert [(r, t) for r, t, _ in got] == [('onnxruntime', 1), ('onnxruntime', 2),
+                                              ('openvino', 1), ('openvino', 2)]
+        assert all(timing.runs == 2 and timing.median > 0 for _, _, timing in got)
+
+
+def test_summary_pairs_int8_openvino_and_whole_detector_rows_with_their_peer():
+    """int8 rows of ours are compared with the peer's int8 rows, whole detectors with the
+    peer's whole detector, each runtime with the same runtime."""
+    def row(model, form, runtime, ms, peer=None, size=(224, 224)):
+        return Row(model, form, runtime, 1, 1, size, Timing(ms, ms, ms, 5), peer)
+    rows = [row('CondenseNetV2-C', 'deploy', 'onnxruntime', 30.0, 'ShuffleNetV2-1.5x'),
+            row('CondenseNetV2-C', 'deploy-int8', 'onnxruntime', 12.0, 'ShuffleNetV2-1.5x'),
+            row('CondenseNetV2-C', 'deploy', 'openvino', 20.0, 'ShuffleNetV2-1.5x'),
+            row('ShuffleNetV2-1.5x', 'as-is', 'onnxruntime', 10.0),
+            row('ShuffleNetV2-1.5x', 'as-is-int8', 'onnxruntime', 8.0),
+            row('ShuffleNetV2-1.5x', 'as-is', 'openvino', 5.0),
+            row('RetinaNet-CondenseNetV2-C', 'whole', 'onnxruntime', 900.0,
+                'RetinaNet-ShuffleNetV2-1.5x', (416, 416)),
+            row('RetinaNet-ShuffleNetV2-1.5x', 'whole', 'onnxruntime', 600.0, size=(416, 416))]
+    lines = [[c.strip() for c in line.strip('|').split('|')]
+             for line in format_summary(dict(rows=rows), markdown=True).splitlines()]
+    assert lines[0] == ['model', 'form', 'input', 'ORT 1 thr b1', 'OV 1 thr b1']
+    cells = {tuple(line[:3]): line[3:] for line in lines[2:]}
+    assert cells['CondenseNetV2-C', 'deploy', '224x224'] == ['30.0 (3.00x)', '20.0 (4.00x)']
+    assert cells['CondenseNetV2-C', 'deploy-int8', '224x224'] == ['12.0 (1.50x)', '']
+    assert cells['RetinaNet-CondenseNetV2-C', 'whole', '416x416'] == ['900.0 (1.50x)', '']
+
+
+def test_whole_detector_for_timing_exports_a_loadable_checkpoint(tmp_path, monkeypatch):
+    """The detector configs build their deploy form: the checkpoint handed to the whole
+    export loads strictly into it (the export itself is mocked: minutes on 2 cores)."""
+    import mmcnv2.apis.detector_onnx as detector_onnx
+    from mmcnv2.apis.export import load_deploy_model
+    from mmcnv2_tools.benchmark import whole_detector_for_timing
+    calls = []
+
+    def fake_export(config, ckpt, out, shape):
+        calls.append((load_deploy_model(config, ckpt)[0], out, shape))
+    monkeypatch.setattr(detector_onnx, 'export_detector_onnx', fake_export)
+    out = whole_detector_for_timing('configs/retinanet_cnv2_a.py', ROOT, str(tmp_path), 'det',
+                                    (416, 416))
+    assert out == str(tmp_path / 'det_416x416.onnx') and calls[0][1:] == (out, (416, 416))
+    assert type(calls[0][0]).__name__ == 'RetinaNet'
+
+
+def test_bad_onnx_options_are_refused():
+    with pytest.raises(ValueError, match='runtime must be among'):
+        run_benchmark(ROOT, models=['CondenseNetV2-A'], detectors=False, onnx=(),
+                      runtimes=['tensorrt'])
+    with pytest.raises(ValueError, match=r'whole_detectors must be \(H, W\) sizes'):
+        run_benchmark(ROOT, models=['CondenseNetV2-A'], detectors=False, onnx=(),
+                      whole_detectors=[(800, )])
+    assert tool('benchmark.py', '--whole-detectors', '800').startswith(
+        '--whole-detectors takes pairs H W of ints >= 32, got [800]')
 
 
 def test_cli_writes_json_and_markdown(tmp_path):

@@ -34,6 +34,7 @@ from mmengine.config import Config
 from mmcnv2.analysis.timing import (MALLOC_POLICIES, Timing, machine_info,  # noqa: F401
                                     set_malloc_policy, time_forward, time_round_robin)
 from mmcnv2.apis.export import TensorOutputs, onnxruntime_session
+from mmcnv2.apis.runtimes import check_runtimes, open_session
 from mmcnv2.models.build import build_model
 from mmcnv2.models.deploy import fuse_for_inference, sparse_layers, switch_model_to_deploy
 from mmcnv2.models.layers import FusedSFRDenseStage
@@ -56,6 +57,13 @@ DETECTORS = {
     'RetinaNet-CondenseNetV2-C': ('configs/retinanet_cnv2_c.py', 'RetinaNet-ShuffleNetV2-1.5x'),
 }
 DETECTOR_PEERS = {'RetinaNet-ShuffleNetV2-1.5x': 'configs/retinanet_shufflenetv2_1.5x.py'}
+
+#: Input sizes of the whole detectors in ONNX: 800 x 1333 and the NEON demo's 400 x 400,
+#: each padded to the detectors' ``pad_size_divisor`` 32 (what mmdet's test feeds them).
+WHOLE_DETECTOR_SIZES = ((800, 1344), (416, 416))
+
+#: The suffix of the form of an int8 (statically quantized) ONNX file.
+INT8 = '-int8'
 
 
 def _peer_classifier(backbone: dict, in_channels: int, head: Optional[dict] = None) -> dict:
@@ -175,6 +183,65 @@ def export_for_timing(model: nn.Module, x: torch.Tensor, path: str, legacy: bool
     return float(abs(out - ref).max())
 
 
+def random_calibration(path: str, batches: int = 2) -> List[dict]:
+    """Random normal calibration inputs for an exported classifier (``inputs``) or whole
+    detector (``inputs``, ``img_shape``, ``scale_factor``): timing does not depend on
+    the values the scales come from (``tools/quantize_onnx.py`` calibrates on data)."""
+    import numpy as np
+
+    from mmcnv2.apis.quantize import input_layout
+
+    names, dims = input_layout(path)
+    shape = [1 if d is None else d for d in dims]
+    rng = np.random.default_rng(0)
+    feeds = []
+    for _ in range(batches):
+        feed = dict(inputs=rng.standard_normal(shape, np.float32))
+        if names != ['inputs']:
+            feed.update(img_shape=np.array([shape[2:]] * shape[0], np.int64),
+                        scale_factor=np.ones((shape[0], 2), np.float32))
+        feeds.append(feed)
+    return feeds
+
+
+def quantize_for_timing(path: str) -> str:
+    """An int8 QDQ copy (``*_int8.onnx``) of an exported file, calibrated on random inputs."""
+    from mmcnv2.apis.quantize import quantize_onnx
+
+    out = path[:-len('.onnx')] + '_int8.onnx'
+    quantize_onnx(path, out, random_calibration(path))
+    return out
+
+
+def whole_detector_for_timing(config: str, root: str, folder: str, name: str,
+                              shape: Sequence[int]) -> str:
+    """Export ``config``'s detector whole (post-processing included, random weights, every
+    LGC/SFR fully sparsified or in deploy form) at ``shape``, as ``tools/export_onnx.py --whole-detector``
+    does; return the ``.onnx`` path."""
+    from mmcnv2.apis.detector_onnx import export_detector_onnx
+
+    model = build_config_model(config, root)
+    for _, layer in sparse_layers(model):
+        if not layer.deploy:  # the detector configs build the deploy form already
+            layer.sparsify(1.0)
+    ckpt = osp.join(folder, f'{name}.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta={}), ckpt)
+    out = osp.join(folder, f'{name}_{shape[0]}x{shape[1]}.onnx')
+    export_detector_onnx(osp.join(root, config), ckpt, out, shape)
+    return out
+
+
+def time_onnx_file(path: str, feeds: dict, runtimes: Sequence[str], threads: Sequence[int],
+                   timed: dict) -> List[tuple]:
+    """``(runtime, threads, Timing)`` of one ONNX file in each runtime at each thread count."""
+    out = []
+    for runtime in runtimes:
+        for t in threads:
+            session = open_session(path, runtime, t)
+            out.append((runtime, t, time_forward(lambda: session.run(feeds), **timed)))
+    return out
+
+
 class StepLog:
     """Progress lines ``[phase k/N] message`` over a phase of ``N`` known steps.
 
@@ -200,6 +267,8 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
                   onnx: Sequence[str] = ('CondenseNetV2-A', 'CondenseNetV2-B', 'CondenseNetV2-C',
                                          'SFR-ShuffleNetV2-1.0x'),
                   budget_s: float = 1.0, malloc: str = 'retain',
+                  runtimes: Sequence[str] = ('onnxruntime', ), int8: bool = False,
+                  whole_detectors: Sequence[Sequence[int]] = (),
                   log: Callable[[str], None] = print) -> dict:
     """Time our models in ``forms`` and the peers, side by side.
 
@@ -219,11 +288,21 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
             forms) and their peers at 800 x 1333, batch 1, with the largest
             thread count (a pass takes seconds there).
         onnx (Sequence[str]): Ours to export (deploy form) and time in
-            onnxruntime at batch 1, with their peers.
+            ``runtimes`` at batch 1, with their peers, all files of one runtime and
+            thread count in rounds of one run each.
         budget_s (float): Seconds of timed passes per measurement (at least
             5 passes after 3 warm-up ones).
         malloc (str): ``'retain'`` or ``'default'``, see
             :func:`set_malloc_policy`; applied before anything is built.
+        runtimes (Sequence[str]): Runtimes of the ONNX files
+            (:data:`mmcnv2.apis.runtimes.RUNTIMES`: ``onnxruntime``, ``openvino``).
+        int8 (bool): Also time each ONNX file statically quantized to int8
+            (:func:`quantize_for_timing`; form ``deploy-int8`` / ``as-is-int8``).
+        whole_detectors (Sequence[Sequence[int]]): Input sizes ``(H, W)`` at which
+            :data:`DETECTORS` and their peers are exported whole (box decoding and
+            NMS included, :func:`whole_detector_for_timing`) and timed in
+            ``runtimes`` at batch 1, form ``whole`` (and ``whole-int8``); e.g.
+            :data:`WHOLE_DETECTOR_SIZES`. Random weights leave few boxes for NMS.
         log (callable): Progress messages; each step of a phase (building,
             PyTorch rounds, ONNX exports, detectors) says ``k/N`` of it.
 
@@ -235,18 +314,24 @@ def run_benchmark(root: str = '.', threads: Sequence[int] = None, batches: Seque
     threads_before = torch.get_num_threads()
     try:
         return _run_benchmark(root, threads, batches, size, forms, models, detectors, onnx,
-                              budget_s, malloc, log)
+                              budget_s, malloc, runtimes, int8, whole_detectors, log)
     finally:
         torch.set_num_threads(threads_before)
 
 
 def _run_benchmark(root, threads, batches, size, forms, models, detectors, onnx, budget_s, malloc,
-                   log) -> dict:
+                   runtimes, int8, whole_detectors, log) -> dict:
     """:func:`run_benchmark`'s measurements (it restores the thread count)."""
     threads = tuple(threads or sorted({1, os.cpu_count() or 1}))
     names = list(models or OURS)
     check_choices('models', names, OURS)
     check_choices('forms', forms, FORMS)
+    runtimes = check_runtimes(runtimes)
+    whole_detectors = [tuple(s) for s in whole_detectors]
+    if not all(len(s) == 2 and all(isinstance(v, int) and v >= 32 for v in s)
+               for s in whole_detectors):
+        raise ValueError(f'whole_detectors must be (H, W) sizes of ints >= 32, got '
+                         f'{whole_detectors}')
     timed = dict(warmup=3, min_runs=5, max_runs=30, budget_s=budget_s)
     malloc = set_malloc_policy(malloc)
     log(f'malloc: {malloc}')
@@ -292,17 +377,48 @@ def _run_benchmark(root, threads, batches, size, forms, models, detectors, onnx,
             todo += [(n, f, m, p) for n, f, m, p in entries
                      if f == 'as-is' and n in {OURS[o][1] for o in onnx if o in OURS}]
             step = StepLog(log, 'onnx', len(todo))
+            files = []  # (name, form, file, peer, diff)
             for name, form, module, peer in todo:
                 path = osp.join(tmp, f'{name}.onnx')
-                step(f'exporting {name} to ONNX and timing it')
+                step(f'exporting {name} to ONNX' + (' and quantizing it' if int8 else ''))
                 diff = export_for_timing(module, x, path, legacy=peer is None)
+                files.append((name, form, path, peer, diff))
+                if int8:
+                    files.append((name, form + INT8, quantize_for_timing(path), peer, diff))
+            # round robin over the files, as the PyTorch forms: a drift of the machine's
+            # speed hits ours and the peers alike
+            feeds = {'inputs': x.numpy()}
+            step = StepLog(log, 'onnx timing', len(runtimes) * len(threads))
+            for runtime in runtimes:
                 for t in threads:
-                    session = onnxruntime_session(path, t, inter_op_threads=1)
-                    feed = {'inputs': x.numpy()}
-                    timing = time_forward(lambda: session.run(None, feed), **timed)
-                    rows.append(Row(name, form, 'onnxruntime', t, 1, (size, size), timing, peer,
-                                    dict(max_abs_diff=diff)))
-                    log(f'{name:<24}{form:<9} onnxruntime threads={t}: {timing} ms')
+                    step(f'timing {len(files)} ONNX files round-robin in {runtime}, '
+                         f'threads={t}')
+                    sessions = [open_session(f, runtime, t) for _, _, f, _, _ in files]
+                    timings = time_round_robin([lambda s=s: s.run(feeds) for s in sessions],
+                                               **timed)
+                    for (name, form, _, peer, diff), timing in zip(files, timings):
+                        rows.append(Row(name, form, runtime, t, 1, (size, size), timing, peer,
+                                        dict(max_abs_diff=diff)))
+                        log(f'{name:<24}{form:<12} {runtime} threads={t}: {timing} ms')
+    if whole_detectors:
+        with tempfile.TemporaryDirectory() as tmp:
+            todo = [(n, c, p) for n, (c, p) in DETECTORS.items()]
+            todo += [(n, c, None) for n, c in DETECTOR_PEERS.items()]
+            step = StepLog(log, 'whole detectors', len(todo) * len(whole_detectors))
+            det_timed = dict(warmup=2, min_runs=3, max_runs=10, budget_s=budget_s)
+            for shape in whole_detectors:
+                for name, config, peer in todo:
+                    step(f'exporting {name} whole at {shape[0]}x{shape[1]} and timing it')
+                    path = whole_detector_for_timing(config, root, tmp, name, shape)
+                    files = [('whole', path)]
+                    if int8:
+                        files.append(('whole' + INT8, quantize_for_timing(path)))
+                    feeds = random_calibration(path, 1)[0]
+                    for f, file in files:
+                        for runtime, t, timing in time_onnx_file(file, feeds, runtimes,
+                                                                 threads, det_timed):
+                            rows.append(Row(name, f, runtime, t, 1, shape, timing, peer))
+                            log(f'{name:<28}{f:<12} {runtime} threads={t}: {timing} ms')
     if detectors:
         t = max(threads)
         torch.set_num_threads(t)
@@ -328,15 +444,28 @@ def _run_benchmark(root, threads, batches, size, forms, models, detectors, onnx,
             rows.append(Row(name, form, 'pytorch', t, 1, (800, 1333), timing, peer))
             log(f'{name:<28}{form:<9} threads={t}: {timing} ms')
     settings = dict(threads=threads, batches=tuple(batches), size=size, forms=tuple(forms),
-                    budget_s=budget_s, malloc=malloc,
+                    budget_s=budget_s, malloc=malloc, runtimes=tuple(runtimes), int8=int8,
+                    whole_detectors=tuple(whole_detectors),
                     timing='median (25th-75th percentile) of >= 5 passes after 3 warm-up '
                     'passes, in rounds of one pass per model, torch.inference_mode, eval mode')
     return dict(machine=machine_info(), settings=settings, rows=rows)
 
 
+def peer_form(form: str) -> str:
+    """The peer's form that a row of ours in ``form`` is compared with: ``as-is``, or for
+    a whole detector ``whole``, with ``-int8`` for int8 files.
+
+    Example:
+        >>> peer_form('deploy'), peer_form('deploy-int8'), peer_form('whole-int8')
+        ('as-is', 'as-is-int8', 'whole-int8')
+    """
+    base = 'whole' if form.startswith('whole') else 'as-is'
+    return base + INT8 if form.endswith(INT8) else base
+
+
 def _peer_timing(rows: List[Row], row: Row) -> Optional[Timing]:
     for r in rows:
-        if (r.model == row.peer and r.form == 'as-is' and r.runtime == row.runtime
+        if (r.model == row.peer and r.form == peer_form(row.form) and r.runtime == row.runtime
                 and r.threads == row.threads and r.batch == row.batch and r.size == row.size):
             return r.timing
     return None
@@ -358,7 +487,7 @@ def format_table(result: dict, markdown: bool = False) -> str:
 
 #: Column order of the summary: CPU latency, onnxruntime, then the device benchmark's
 #: (:mod:`mmcnv2_tools.device_benchmark`) inference and training runtimes.
-RUNTIMES = ('pytorch', 'onnxruntime', 'cpu', 'cpu-train', 'cuda', 'cuda-train')
+RUNTIMES = ('pytorch', 'onnxruntime', 'openvino', 'cpu', 'cpu-train', 'cuda', 'cuda-train')
 
 
 def is_training(row: Row) -> bool:
@@ -367,8 +496,9 @@ def is_training(row: Row) -> bool:
 
 
 def _setting_label(runtime: str, threads: int, batch: int) -> str:
-    if runtime in ('pytorch', 'onnxruntime'):
-        return f"{'PyTorch' if runtime == 'pytorch' else 'ORT'} {threads} thr b{batch}"
+    names = dict(pytorch='PyTorch', onnxruntime='ORT', openvino='OV')
+    if runtime in names:
+        return f'{names[runtime]} {threads} thr b{batch}'
     device = runtime.split('-')[0].upper()
     return f'{device} train b{batch} img/s' if runtime.endswith('-train') else f'{device} b{batch}'
 
