@@ -7,6 +7,7 @@ boxes in the original image's pixels, as mmdet's ``predict`` does.
 :func:`detect_with_onnx` runs such a file in onnxruntime on image files, with the
 config's own test pipeline and normalisation in front of it.
 """
+import copy
 import math
 import os
 import os.path as osp
@@ -151,11 +152,19 @@ def matched_fraction(ref: np.ndarray, got: np.ndarray, min_iou: float = 0.99,
 
 
 def _test_pipeline(cfg):
-    """The config's test pipeline without annotation loading, as mmcv transforms."""
+    """The config's test pipeline without annotation loading, as mmcv transforms, loading
+    images from file names or from arrays (mmdet's ``InferencerLoader``, as mmdet's
+    ``DetInferencer`` does)."""
     from mmcv.transforms import Compose
     from mmengine.registry import DefaultScope
 
-    steps = [t for t in cfg.test_dataloader.dataset.pipeline if t['type'] != 'LoadAnnotations']
+    steps = []
+    for step in cfg.test_dataloader.dataset.pipeline:
+        if step['type'] == 'LoadAnnotations':
+            continue
+        if step['type'] in ('LoadImageFromFile', 'mmdet.LoadImageFromFile'):
+            step = dict(step, type='mmdet.InferencerLoader')
+        steps.append(step)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         return Compose(steps)
 
@@ -238,13 +247,197 @@ def export_detector_onnx(config: str, checkpoint: str, out: str,
                 num_dets=len(ref), num_ort_dets=len(got), matched=matched)
 
 
+#: What a whole detector of :func:`export_detector_onnx` takes and gives: per input and
+#: output, its name, onnxruntime's element type and its shape (``B``, ``H``, ``W``, ``K``:
+#: any size, fixed or dynamic).
+SIGNATURE = dict(
+    inputs=(('inputs', 'tensor(float)', ('B', 3, 'H', 'W')),
+            ('img_shape', 'tensor(int64)', ('B', 2)),
+            ('scale_factor', 'tensor(float)', ('B', 2))),
+    outputs=(('dets', 'tensor(float)', ('K', 7)), ))
+
+
+def _signature_of(args) -> tuple:
+    """``(name, type, shape)`` of onnxruntime's ``NodeArg`` s, sizes as given by the
+    file (ints, or names / None where dynamic)."""
+    return tuple((a.name, a.type, tuple(a.shape)) for a in args)
+
+
+def _fits(signature, expected) -> bool:
+    """Whether ``signature`` (:func:`_signature_of`) has the names, types and shapes of
+    ``expected`` (a tuple of :data:`SIGNATURE`), a letter standing for any size."""
+    if len(signature) != len(expected):
+        return False
+    for (name, kind, shape), (want_name, want_kind, want_shape) in zip(signature, expected):
+        if (name, kind, len(shape)) != (want_name, want_kind, len(want_shape)):
+            return False
+        if any(isinstance(w, int) and s != w for s, w in zip(shape, want_shape)):
+            return False
+    return True
+
+
+def _describe(signature) -> str:
+    """``name type[shape]`` for each of ``signature``, as in an error message."""
+    return ', '.join(f"{name} {kind[7:-1]}[{', '.join(map(str, shape))}]"
+                     for name, kind, shape in signature)
+
+
+def open_detector_session(onnx_file: str, intra_op_threads: int = 0):
+    """An onnxruntime session of ``onnx_file``, checked to be a whole detector of
+    :func:`export_detector_onnx` (its inputs' and output's names, types and shapes).
+
+    Raises:
+        FileNotFoundError: if there is no such file.
+        ValueError: if onnxruntime cannot read it as ONNX (empty, truncated, another
+            format) or it is another graph (a classifier, a backbone...).
+    """
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+
+    if not osp.isfile(onnx_file):
+        raise FileNotFoundError(f'ONNX file not found: {onnx_file}')
+    try:
+        session = onnxruntime_session(onnx_file, intra_op_threads)
+    except (ort_errors.Fail, ort_errors.InvalidArgument, ort_errors.InvalidProtobuf,
+            ort_errors.InvalidGraph, ort_errors.NotImplemented) as e:
+        reason = str(e).split(' failed:')[-1].strip()
+        raise ValueError(f'{onnx_file} is not an ONNX model that onnxruntime can load '
+                         f'(empty, truncated or another format?): {reason}') from None
+    inputs, outputs = _signature_of(session.get_inputs()), _signature_of(session.get_outputs())
+    if not (_fits(inputs, SIGNATURE['inputs']) and _fits(outputs, SIGNATURE['outputs'])):
+        raise ValueError(
+            f'{onnx_file} is not a whole detector of export_detector_onnx (tools/export_onnx.py '
+            f'--whole-detector): it takes {_describe(inputs)} and gives {_describe(outputs)}; '
+            f"expected inputs {_describe(SIGNATURE['inputs'])} and output "
+            f"{_describe(SIGNATURE['outputs'])}")
+    return session
+
+
+class OnnxDetector:
+    """A whole detector of :func:`export_detector_onnx` in onnxruntime, on images.
+
+    Each image (a file name or a BGR array) goes through the config's test
+    pipeline and its model's data preprocessor (resize, normalise, pad), is
+    padded further to the file's input size (bottom and right, with zeros, as
+    the preprocessor pads), and runs in batches of the file's batch size, the
+    last one filled up with blank images.
+
+    Args:
+        onnx_file (str): The exported detector (checked by :func:`open_detector_session`).
+        config (str | Config): The config it was exported from.
+        cfg_options (dict, optional): The overrides it was exported with.
+        intra_op_threads (int): onnxruntime's threads; 0: its default.
+
+    Attributes:
+        cfg (Config): The config, overrides merged.
+        batch_size (int): Images per run of the graph.
+        input_hw (tuple | None): Its input ``(H, W)``; None if dynamic.
+        dataset_meta (dict): The config's test dataset's ``classes`` and ``palette``.
+
+    Example:
+        >>> detector = OnnxDetector('retinanet.onnx', 'configs/demo/retinanet_cnv2_trees.py')
+        >>> sample = detector(['demo_data/neon_trees/val/tile.jpg'])[0]  # doctest: +SKIP
+        >>> sample.pred_instances.bboxes.shape  # doctest: +SKIP
+        torch.Size([K, 4])
+    """
+
+    def __init__(self, onnx_file: str, config, cfg_options: Optional[dict] = None,
+                 intra_op_threads: int = 0):
+        from mmengine.config import Config
+        from mmengine.registry import DATASETS, MODELS, DefaultScope
+
+        if isinstance(config, Config):
+            cfg = copy.deepcopy(config)
+            if cfg_options:
+                cfg.merge_from_dict(cfg_options)
+        else:
+            cfg = load_config(config, cfg_options)
+        if cfg.get('default_scope') != 'mmdet':
+            raise ValueError(f'{getattr(cfg, "filename", config)} is not an mmdet config '
+                             f"(default_scope {cfg.get('default_scope')!r}): an exported whole "
+                             'detector runs behind a detection config')
+        self.onnx_file, self.cfg = onnx_file, cfg
+        self.session = open_detector_session(onnx_file, intra_op_threads)
+        batch, _, height, width = self.session.get_inputs()[0].shape
+        self.batch_size = batch if isinstance(batch, int) else 1
+        self.input_hw = (height, width) if isinstance(height, int) and isinstance(
+            width, int) else None
+        self.pipeline = _test_pipeline(cfg)
+        with DefaultScope.overwrite_default_scope(cfg.default_scope):
+            self.preprocessor = MODELS.build(cfg.model.data_preprocessor)
+            dataset = dict(cfg.test_dataloader.dataset, lazy_init=True)
+            metainfo = DATASETS.build(dataset).metainfo
+        self.dataset_meta = dict(classes=tuple(metainfo['classes']),
+                                 palette=metainfo.get('palette', 'random'))
+
+    def _batch_inputs(self, chunk: Sequence, names: Sequence[str]) -> tuple:
+        """The graph's inputs for up to ``batch_size`` images, and their data samples."""
+        packed = [self.pipeline(dict(img_path=x) if isinstance(x, str) else dict(img=x))
+                  for x in chunk]
+        data = self.preprocessor(dict(inputs=[p['inputs'] for p in packed],
+                                      data_samples=[p['data_samples'] for p in packed]), False)
+        x, samples = data['inputs'], data['data_samples']
+        height, width = self.input_hw or x.shape[-2:]
+        if x.shape[-2] > height or x.shape[-1] > width:
+            raise ValueError(
+                f'{self.onnx_file} takes images of at most {height}x{width} (its input size, '
+                f"fixed at export), but the config's test pipeline resizes and pads "
+                f"{', '.join(names)} to {x.shape[-2]}x{x.shape[-1]}: export with --shape H W "
+                'large enough, or give the config it was exported from')
+        inputs = np.zeros((self.batch_size, 3, height, width), np.float32)
+        inputs[:len(chunk), :, :x.shape[-2], :x.shape[-1]] = x.numpy()
+        metas = [s.metainfo for s in samples]
+        blank = self.batch_size - len(chunk)
+        img_shape = np.array([m['img_shape'] for m in metas] + [(height, width)] * blank,
+                             np.int64)
+        scale = np.array([m['scale_factor'] for m in metas] + [(1.0, 1.0)] * blank, np.float32)
+        return (inputs, img_shape, scale), samples
+
+    def __call__(self, images: Sequence, names: Optional[Sequence[str]] = None) -> list:
+        """Detect objects in ``images`` (file names or BGR ``uint8`` arrays).
+
+        Args:
+            images (Sequence[str | np.ndarray]): The images.
+            names (Sequence[str], optional): What to call them in errors
+                (default: the file names, or ``image <i>``).
+
+        Returns:
+            list[DetDataSample]: Per image, its metainfo (``img_shape``,
+            ``ori_shape``, ``scale_factor``...) and ``pred_instances``
+            (``bboxes`` in its pixels, ``scores``, ``labels``, by descending
+            score), as mmdet's ``predict`` gives them.
+
+        Raises:
+            ValueError: if an image is larger than the file's input size after
+                the test resize, or the file gives a label that the config has no
+                class for.
+        """
+        from mmengine.structures import InstanceData
+
+        if names is None:
+            names = [x if isinstance(x, str) else f'image {i}' for i, x in enumerate(images)]
+        samples = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = list(images[start:start + self.batch_size])
+            args, chunk_samples = self._batch_inputs(chunk, names[start:start + len(chunk)])
+            dets = self.session.run(None, dict(zip(INPUT_NAMES, args)))[0]
+            for i, sample in enumerate(chunk_samples):
+                mine = torch.from_numpy(dets[dets[:, 6] == i])
+                labels = mine[:, 5].long()
+                if len(labels) and labels.max() >= len(self.dataset_meta['classes']):
+                    raise ValueError(
+                        f'{self.onnx_file} gives label {int(labels.max())}, but the config '
+                        f"has {len(self.dataset_meta['classes'])} class(es): give the config "
+                        'it was exported from')
+                sample.pred_instances = InstanceData(bboxes=mine[:, :4], scores=mine[:, 4],
+                                                     labels=labels)
+                samples.append(sample)
+        return samples
+
+
 def detect_with_onnx(onnx_file: str, config: str, images: Sequence[str],
                      cfg_options: Optional[dict] = None) -> List[dict]:
-    """Run an exported whole detector (:func:`export_detector_onnx`) on image files.
-
-    Each image goes through the config's test pipeline and its model's data
-    preprocessor (resize, normalise, pad), is padded further to the file's
-    input size, and runs in batches of the file's batch size.
+    """Run an exported whole detector (:func:`export_detector_onnx`) on image files
+    (:class:`OnnxDetector`).
 
     Args:
         onnx_file (str): The exported detector.
@@ -257,41 +450,8 @@ def detect_with_onnx(onnx_file: str, config: str, images: Sequence[str],
         ``(K,)``, ``labels`` ``(K,)``, NumPy arrays by descending score.
 
     Raises:
-        ValueError: when the file is not such a detector, or an image is
-            larger than the file's input size after the test resize.
+        ValueError: see :class:`OnnxDetector`.
     """
-    from mmengine.registry import MODELS, DefaultScope
-
-    session = onnxruntime_session(onnx_file)
-    names = tuple(i.name for i in session.get_inputs())
-    if names != INPUT_NAMES:
-        raise ValueError(f'{onnx_file} is not a whole detector of export_detector_onnx: its '
-                         f'inputs are {list(names)}, expected {list(INPUT_NAMES)}')
-    batch, _, height, width = session.get_inputs()[0].shape
-    cfg = load_config(config, cfg_options)
-    pipeline = _test_pipeline(cfg)
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        preprocessor = MODELS.build(cfg.model.data_preprocessor)
-    results = []
-    for start in range(0, len(images), batch):
-        chunk = list(images[start:start + batch])
-        packed = [pipeline(dict(img_path=path, img_id=i)) for i, path in enumerate(chunk)]
-        data = preprocessor(dict(inputs=[p['inputs'] for p in packed],
-                                 data_samples=[p['data_samples'] for p in packed]), False)
-        x = data['inputs']
-        if x.shape[-2] > height or x.shape[-1] > width:
-            raise ValueError(f'{chunk}: resized and padded to {tuple(x.shape[-2:])}, larger '
-                             f'than the input size of {onnx_file} ({height}, {width})')
-        inputs = np.zeros((batch, 3, height, width), np.float32)
-        inputs[:len(chunk), :, :x.shape[-2], :x.shape[-1]] = x.numpy()
-        metas = [s.metainfo for s in data['data_samples']]
-        img_shape = np.array([m['img_shape'] for m in metas]
-                             + [(height, width)] * (batch - len(chunk)), np.int64)
-        scale = np.array([m['scale_factor'] for m in metas]
-                         + [(1.0, 1.0)] * (batch - len(chunk)), np.float32)
-        dets = session.run(None, dict(zip(INPUT_NAMES, (inputs, img_shape, scale))))[0]
-        for i in range(len(chunk)):
-            mine = dets[dets[:, 6] == i]
-            results.append(dict(bboxes=mine[:, :4], scores=mine[:, 4],
-                                labels=mine[:, 5].astype(np.int64)))
-    return results
+    return [dict(bboxes=s.pred_instances.bboxes.numpy(), scores=s.pred_instances.scores.numpy(),
+                 labels=s.pred_instances.labels.numpy())
+            for s in OnnxDetector(onnx_file, config, cfg_options)(images)]
