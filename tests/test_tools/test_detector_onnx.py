@@ -62,14 +62,18 @@ def mmdet_predictions(deployed):
                 for b in batches]
 
 
+def as_dets(boxes, scores, labels):
+    """Detections as rows ``x1 y1 x2 y2 score label image`` (image 0), as the graph gives them."""
+    return np.concatenate([np.asarray(boxes), np.asarray(scores)[:, None],
+                           np.asarray(labels)[:, None], np.zeros((len(scores), 1))],
+                          1).astype(np.float32)
+
+
 def assert_same_boxes(ours, theirs):
     """The same boxes, each at IoU >= 0.99 with a score within 1e-3 (random weights leave
     near-tied scores, where float rounding may let NMS keep a neighbour: 98% must match)."""
     assert len(theirs.scores) > 50
     assert abs(len(ours['scores']) - len(theirs.scores)) <= 0.02 * len(theirs.scores)
-    as_dets = lambda boxes, scores, labels: np.concatenate(  # noqa: E731
-        [np.asarray(boxes), np.asarray(scores)[:, None], np.asarray(labels)[:, None],
-         np.zeros((len(scores), 1))], 1).astype(np.float32)
     assert matched_fraction(as_dets(theirs.bboxes, theirs.scores, theirs.labels),
                             as_dets(ours['bboxes'], ours['scores'], ours['labels'])) >= 0.98
 
