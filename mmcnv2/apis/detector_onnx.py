@@ -516,8 +516,9 @@ class OnnxDetector:
         dataset_meta (dict): The config's test dataset's ``classes`` and ``palette``.
 
     Example:
-        >>> detector = OnnxDetector('retinanet.onnx', 'configs/demo/retinanet_cnv2_trees.py')
-        >>> sample = detector(['demo_data/neon_trees/val/tile.jpg'])[0]  # doctest: +SKIP
+        >>> config = 'configs/demo/retinanet_cnv2_trees.py'
+        >>> detector = OnnxDetector('retinanet.onnx', config)  # doctest: +SKIP
+        >>> sample = detector(['tile.jpg'])[0]  # doctest: +SKIP
         >>> sample.pred_instances.bboxes.shape  # doctest: +SKIP
         torch.Size([K, 4])
     """

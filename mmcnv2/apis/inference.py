@@ -22,6 +22,7 @@ import numpy as np
 from mmengine.config import Config
 
 from ..checkpoint.files import check_state_dict_fits, read_checkpoint, state_dict_of
+from .detector_onnx import OnnxDetector
 from .runner import match_checkpoint_form
 
 #: Pictures whose longest side is larger are drawn on a copy scaled down to it (the longest
@@ -259,8 +260,6 @@ def infer_images(config, checkpoint: str, images: Sequence[str], out_dir: str,
         detect, visualizer = _pytorch_detector(config, checkpoint, cfg_options, device)
         batch_size = batch_size or 1
     else:
-        from .detector_onnx import OnnxDetector
-
         if device != 'cpu':
             raise ValueError(f"the onnxruntime backend runs on the CPU: device must be 'cpu', "
                              f'got {device!r}')

@@ -100,8 +100,9 @@ def test_refuses_what_it_does_not_compute(deployed):
     model = deployed[0]
     model.roi_head.bbox_roi_extractor.roi_layers[0].aligned = False
     try:
-        with pytest.raises(ValueError, match=r"roi_layers=\[\('RoIAlign', 'avg', False\), "
-                           r"\('RoIAlign', 'avg', True\)\] \(not \[\('RoIAlign', 'avg', True\)\]\)"):
+        with pytest.raises(ValueError, match=(
+                r"roi_layers=\[\('RoIAlign', 'avg', False\), \('RoIAlign', 'avg', True\)\] "
+                r"\(not \[\('RoIAlign', 'avg', True\)\]\)")):
             TwoStageDetectorWithNMS(model, (64, 64))
     finally:
         model.roi_head.bbox_roi_extractor.roi_layers[0].aligned = True
