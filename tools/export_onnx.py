@@ -12,9 +12,10 @@ batch 1 and 4 with its default threading and with 1 thread against PyTorch (rela
 --runtime openvino runs the same check in OpenVINO (float32), --runtime onnxruntime openvino
 in both.
 
---whole-detector (RetinaNet configs): the whole detector, box decoding and NMS included, for
-batches of --batch images of one padded size (default: the test pipeline's scale); it returns
-boxes in the original images' pixels (mmcnv2.apis.detector_onnx.detect_with_onnx runs it on
+--whole-detector (RetinaNet and Faster R-CNN configs): the whole detector, box decoding and NMS
+included (Faster R-CNN: RPN proposals, RoIAlign, box head), for batches of --batch images of one
+padded size (default: the test pipeline's scale); it returns boxes in the original images'
+pixels (tools/infer.py --backend onnxruntime and mmcnv2.apis.detector_onnx.OnnxDetector run it on
 image files). Its check always runs: onnxruntime's boxes against PyTorch's; with --runtime
 openvino, also OpenVINO's boxes against onnxruntime's on a random input.
 """
@@ -38,7 +39,8 @@ def parse_args():
     parser.add_argument('--backbone-only', action='store_true',
                         help="export the backbone's feature maps of a classifier")
     parser.add_argument('--whole-detector', action='store_true',
-                        help='a RetinaNet config: backbone, neck, head, box decoding and NMS')
+                        help='a RetinaNet or Faster R-CNN config: backbone, neck, heads, box '
+                        'decoding and NMS')
     parser.add_argument('--batch', type=int, default=1,
                         help='--whole-detector: images per run (fixed; default 1)')
     parser.add_argument('--no-verify', action='store_true', help='skip the onnxruntime check')

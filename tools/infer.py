@@ -2,12 +2,17 @@
 
     python tools/infer.py CONFIG CHECKPOINT IMAGE_OR_FOLDER [...] --out-dir DIR
                           [--score-thr 0.3] [--max-vis-side 1333] [--topk 5] [--device cpu]
+    python tools/infer.py CONFIG MODEL.onnx IMAGE_OR_FOLDER [...] --out-dir DIR
+                          --backend onnxruntime [--score-thr 0.3] [--max-vis-side 1333]
 
 The config's ``default_scope`` chooses the task: an mmdet config detects, an mmpretrain
 config classifies. Pictures are written to DIR/vis/<name>, predictions to
 DIR/preds/<stem>.json: for a detector the boxes scoring above --score-thr (labels, scores,
 bboxes in the input's pixels), for a classifier the --topk labels by score (labels, scores,
-class names). The model is built in the form its checkpoint holds. Files that cannot be read
+class names). The model is built in the form its checkpoint holds. With --backend onnxruntime
+(detection) the detections come from a whole detector exported to ONNX from CONFIG
+(tools/export_onnx.py --whole-detector), run in onnxruntime in the file's batch size; the
+pictures and predictions are made as for PyTorch. Files that cannot be read
 as images are reported and skipped, the others processed, and the exit status is then 1.
 """
 import argparse
@@ -15,7 +20,10 @@ import sys
 
 from mmengine.config import Config, DictAction
 
-from mmcnv2.apis.inference import DEFAULT_MAX_VIS_SIDE, classify_images, infer_images
+from mmcnv2.apis import INPUT_ERRORS
+from mmcnv2.apis.inference import (DEFAULT_MAX_VIS_SIDE, DETECTION_BACKENDS, classify_images,
+                                   infer_images)
+from mmcnv2_tools.cli import exit_on
 
 
 def parse_args():
@@ -23,7 +31,8 @@ def parse_args():
         description='Run a detector (mmdet config) or a classifier (mmpretrain config) on '
         'images; write pictures (DIR/vis) and predictions (DIR/preds)')
     parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument('checkpoint', help='the checkpoint; with --backend onnxruntime the '
+                        'whole detector exported from CONFIG (.onnx)')
     parser.add_argument('images', nargs='+',
                         help='image files, or folders (their files with an image extension); '
                         'a folder without images is an error, a file that is not a readable '
@@ -41,7 +50,12 @@ def parse_args():
                         help='classification: the labels to draw and save, best first '
                         '(default 5)')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument('--batch-size', type=int,
+                        help='images per forward pass (default 1; onnxruntime: the ONNX '
+                        "file's fixed batch)")
+    parser.add_argument('--backend', choices=DETECTION_BACKENDS, default='pytorch',
+                        help='detection: run the checkpoint in PyTorch (default), or a whole '
+                        'detector exported to ONNX in onnxruntime')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, e.g. model.backbone.deploy=True '
                         'for a deploy-form checkpoint')
@@ -58,19 +72,20 @@ def main():
     if scope not in ('mmdet', 'mmpretrain'):
         sys.exit(f"error: {args.config}: default_scope must be 'mmdet' (detection) or "
                  f"'mmpretrain' (classification), got {scope!r}")
-    try:
+    if scope != 'mmdet' and args.backend != 'pytorch':
+        sys.exit(f'error: --backend {args.backend} runs whole detectors (mmdet configs); '
+                 f'{args.config} is a classification config')
+    with exit_on(INPUT_ERRORS + (FileNotFoundError, ValueError)):
         if scope == 'mmdet':
             result = infer_images(config, args.checkpoint, args.images, args.out_dir,
                                   args.score_thr, args.device, args.batch_size, args.max_vis_side,
-                                  args.cfg_options)
+                                  args.cfg_options, backend=args.backend)
             kept = f'boxes scoring above {args.score_thr}'
         else:
             result = classify_images(config, args.checkpoint, args.images, args.out_dir,
-                                     args.topk, args.device, args.batch_size,
+                                     args.topk, args.device, args.batch_size or 1,
                                      cfg_options=args.cfg_options)
             kept = f'top-{args.topk} labels'
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f'error: {e}')
     done = len(result['predictions'])
     print(f'\n{done} image(s): pictures in {args.out_dir}/vis, predictions in '
           f'{args.out_dir}/preds ({kept})')

@@ -22,6 +22,7 @@ import numpy as np
 from mmengine.config import Config
 
 from ..checkpoint.files import check_state_dict_fits, read_checkpoint, state_dict_of
+from .detector_onnx import OnnxDetector
 from .runner import match_checkpoint_form
 
 #: Pictures whose longest side is larger are drawn on a copy scaled down to it (the longest
@@ -158,30 +159,78 @@ def _config_in_checkpoint_form(config, cfg_options: Optional[dict], checkpoint: 
     return cfg, ckpt
 
 
+def save_detections(sample, out_dir: str) -> dict:
+    """Write ``sample``'s predicted instances to ``out_dir/preds/<stem>.json`` (the stem of
+    its ``img_path``), in mmdet's ``DetInferencer`` format: ``labels``, ``scores``,
+    ``bboxes`` (and RLE ``masks`` when it has masks); return that dict."""
+    import mmengine
+
+    instances = sample.pred_instances.numpy()
+    result = dict(labels=instances.labels.tolist(), scores=instances.scores.tolist(),
+                  bboxes=instances.bboxes.tolist())
+    if 'masks' in instances:
+        from mmdet.structures.mask import encode_mask_results
+        result['masks'] = [dict(m, counts=m['counts'].decode()) if isinstance(
+            m['counts'], bytes) else m for m in encode_mask_results(instances.masks)]
+    stem = osp.splitext(osp.basename(sample.img_path))[0]
+    mmengine.dump(result, osp.join(out_dir, 'preds', f'{stem}.json'))
+    return result
+
+
+def _detection_visualizer(cfg, dataset_meta: dict):
+    """The config's visualizer (mmdet's ``DetLocalVisualizer`` if it names none), under a
+    name of its own (mmengine keeps visualizers by name), drawing ``dataset_meta``'s
+    classes and palette."""
+    from datetime import datetime
+
+    from mmdet.registry import VISUALIZERS
+
+    vis_cfg = dict(cfg.get('visualizer') or dict(type='DetLocalVisualizer'))
+    vis_cfg['name'] = f"{vis_cfg.get('name', 'visualizer')}-{datetime.now().timestamp()}"
+    vis_cfg['type'] = vis_cfg['type'] if '.' in vis_cfg['type'] else f"mmdet.{vis_cfg['type']}"
+    visualizer = VISUALIZERS.build(vis_cfg)
+    visualizer.dataset_meta = dataset_meta
+    return visualizer
+
+
+#: Where ``infer_images`` takes the detections from: the checkpoint in PyTorch (mmdet's
+#: ``DetInferencer``), or a whole detector exported to ONNX in onnxruntime.
+DETECTION_BACKENDS = ('pytorch', 'onnxruntime')
+
+
 def infer_images(config, checkpoint: str, images: Sequence[str], out_dir: str,
-                 score_thr: float = 0.3, device: str = 'cpu', batch_size: int = 1,
+                 score_thr: float = 0.3, device: str = 'cpu', batch_size: Optional[int] = None,
                  max_vis_side: int = DEFAULT_MAX_VIS_SIDE,
-                 cfg_options: Optional[dict] = None) -> Dict[str, dict]:
+                 cfg_options: Optional[dict] = None,
+                 backend: str = 'pytorch') -> Dict[str, dict]:
     """Run a detector on ``images``; write the pictures and the predictions drawn in them.
+
+    The backend only changes where the detections come from; the boxes kept,
+    the pictures and the prediction files are made alike.
 
     Args:
         config (str | Config): Detection config (mmcnv2's or any mmdet config);
             its model is built in the form (training or deploy) the
             checkpoint holds.
         checkpoint (str): Its checkpoint (loaded with ``weights_only=True``);
-            it must fit the model exactly.
+            it must fit the model exactly. With ``backend='onnxruntime'``: the
+            whole detector exported from ``config`` to ONNX
+            (:func:`mmcnv2.apis.detector_onnx.export_detector_onnx`).
         images (Sequence[str]): Image files or folders (their image files by extension).
         out_dir (str): Pictures go to ``out_dir/vis/<name>``, predictions to
             ``out_dir/preds/<stem>.json`` (mmdet's format: labels, scores,
             bboxes in the input image's pixels).
         score_thr (float): Only boxes scoring above it are drawn and saved.
-        device (str): ``'cpu'``, ``'cuda'``, ``'cuda:0'``...
-        batch_size (int): Images per forward pass.
+        device (str): ``'cpu'``, ``'cuda'``, ``'cuda:0'``... (onnxruntime: ``'cpu'``).
+        batch_size (int, optional): Images per forward pass; default 1. An
+            ONNX file runs in its own (fixed) batch, the last one padded: the
+            default takes it, another value is an error.
         max_vis_side (int): Pictures are drawn at most this many pixels wide
             and high (larger inputs on a downscaled copy); 0: full resolution.
         cfg_options (dict, optional): Overrides for the config (as
             ``--cfg-options``); one that asks for the other form than the
             checkpoint's is an error.
+        backend (str): One of :data:`DETECTION_BACKENDS`.
 
     Returns:
         dict: ``predictions`` (``{image: dict(labels, scores, bboxes)}``) and
@@ -190,9 +239,10 @@ def infer_images(config, checkpoint: str, images: Sequence[str], out_dir: str,
 
     Raises:
         FileNotFoundError: if an input does not exist.
-        ValueError: for bad arguments, a folder without images, or no input at all.
+        ValueError: for bad arguments, a folder without images, or no input at
+            all; for an ONNX file that is not a whole detector taking the
+            config's test images (see :class:`~mmcnv2.apis.detector_onnx.OnnxDetector`).
     """
-    from mmdet.apis import DetInferencer
     from mmengine.utils import ProgressBar
 
     paths = list_images(images)
@@ -201,25 +251,52 @@ def infer_images(config, checkpoint: str, images: Sequence[str], out_dir: str,
     if isinstance(max_vis_side, bool) or not isinstance(max_vis_side, int) or max_vis_side < 0:
         raise ValueError(f'max_vis_side must be an int >= 0 (0: full resolution), '
                          f'got {max_vis_side!r}')
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if batch_size is not None and (isinstance(batch_size, bool)
+                                   or not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f'batch_size must be an int >= 1, got {batch_size!r}')
-    cfg, ckpt = _config_in_checkpoint_form(config, cfg_options, checkpoint)
-    inferencer = DetInferencer(model=cfg, weights=checkpoint, device=device, show_progress=False)
-    check_state_dict_fits(inferencer.model, state_dict_of(ckpt), checkpoint)
-    del ckpt
+    if backend not in DETECTION_BACKENDS:
+        raise ValueError(f'backend must be one of {DETECTION_BACKENDS}, got {backend!r}')
+    if backend == 'pytorch':
+        detect, visualizer = _pytorch_detector(config, checkpoint, cfg_options, device)
+        batch_size = batch_size or 1
+    else:
+        if device != 'cpu':
+            raise ValueError(f"the onnxruntime backend runs on the CPU: device must be 'cpu', "
+                             f'got {device!r}')
+        detect = OnnxDetector(checkpoint, config, cfg_options)
+        if batch_size not in (None, detect.batch_size):
+            raise ValueError(f'{checkpoint} runs batches of {detect.batch_size} image(s) (fixed '
+                             f'at export): leave batch_size out, got {batch_size}')
+        batch_size = detect.batch_size
+        visualizer = _detection_visualizer(detect.cfg, detect.dataset_meta)
     predictions, failed = {}, {}
     progress = ProgressBar(len(paths))
     for batch in _readable_batches(paths, batch_size, failed, progress):
-        samples = inferencer([image for _, image in batch], batch_size=len(batch),
-                             return_datasamples=True)['predictions']
+        samples = detect([image for _, image in batch], [path for path, _ in batch])
         for (path, image), sample in zip(batch, samples):
             sample.pred_instances = sample.pred_instances[sample.pred_instances.scores > score_thr]
             sample.set_metainfo(dict(img_path=path))
-            predictions[path] = inferencer.pred2dict(sample, out_dir)  # writes preds/<stem>.json
-            draw_detections(inferencer.visualizer, image, sample,
+            predictions[path] = save_detections(sample, out_dir)
+            draw_detections(visualizer, image, sample,
                             osp.join(out_dir, 'vis', osp.basename(path)), max_vis_side)
             progress.update()
     return dict(predictions=predictions, failed=failed)
+
+
+def _pytorch_detector(config, checkpoint: str, cfg_options: Optional[dict], device: str):
+    """mmdet's ``DetInferencer`` on ``checkpoint`` (in the form it holds, loaded
+    strictly), as a function from a list of BGR images to their ``DetDataSample`` s,
+    and its visualizer."""
+    from mmdet.apis import DetInferencer
+
+    cfg, ckpt = _config_in_checkpoint_form(config, cfg_options, checkpoint)
+    inferencer = DetInferencer(model=cfg, weights=checkpoint, device=device, show_progress=False)
+    check_state_dict_fits(inferencer.model, state_dict_of(ckpt), checkpoint)
+
+    def detect(images, names):
+        return inferencer(images, batch_size=len(images), return_datasamples=True)['predictions']
+
+    return detect, inferencer.visualizer
 
 
 def classify_images(config, checkpoint: str, images: Sequence[str], out_dir: str,
@@ -262,6 +339,7 @@ def classify_images(config, checkpoint: str, images: Sequence[str], out_dir: str
     import json
 
     import torch
+    from mmengine.registry import DefaultScope
     from mmengine.utils import ProgressBar
     from mmpretrain.apis import ImageClassificationInferencer
     from mmpretrain.visualization import UniversalVisualizer
@@ -272,7 +350,10 @@ def classify_images(config, checkpoint: str, images: Sequence[str], out_dir: str
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f'{name} must be an int >= {low}, got {value!r}')
     cfg, ckpt = _config_in_checkpoint_form(config, cfg_options, checkpoint)
-    inferencer = ImageClassificationInferencer(cfg, pretrained=checkpoint, device=device)
+    # mmdet's DetInferencer leaves 'mmdet' as the process's default scope, in which
+    # mmpretrain's inferencer would look its transforms up: build it in its own scope
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmpretrain')):
+        inferencer = ImageClassificationInferencer(cfg, pretrained=checkpoint, device=device)
     check_state_dict_fits(inferencer.model, state_dict_of(ckpt), checkpoint)
     del ckpt
     classes = inferencer.classes  # the checkpoint's dataset_meta, if it has one
