@@ -14,7 +14,7 @@ PYTHON ?= 3.12
 env:
 	@bash tools/setup_env.sh
 
-## make demo: RetinaNet + CondenseNetV2 from scratch on real aerial tree crowns (CPU: 16 min on an idle 2-core machine, up to an hour on a loaded one)
+## make demo: RetinaNet + CondenseNetV2 from scratch on real aerial tree crowns (CPU: 8.3 min on an idle 2-core machine, longer on a loaded one)
 demo: env
 	$(PY) tools/demo.py det --work-dir $(WORK_DIR)/demo_det
 

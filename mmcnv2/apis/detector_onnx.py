@@ -16,11 +16,12 @@ import warnings
 from typing import List, Optional, Sequence
 
 import numpy as np
+import onnx
 import torch
 import torch.nn as nn
 import torchvision
 
-from .export import load_deploy_model, onnxruntime_session
+from .export import load_deploy_model, onnxruntime_session, unsafe_scatter_nodes
 from .runner import load_config
 
 #: The graph's inputs and output, in order.
@@ -389,7 +390,8 @@ def export_detector_onnx(config: str, checkpoint: str, out: str,
 
     Raises:
         ValueError: on a detector of another kind, a bad ``shape`` or
-            ``batch_size``; RuntimeError when onnxruntime disagrees.
+            ``batch_size``; RuntimeError when onnxruntime disagrees or the graph
+            holds a scatter that may repeat indices (:func:`~mmcnv2.apis.export.unsafe_scatter_nodes`).
     """
     cfg = load_config(config, cfg_options)
     if cfg.default_scope != 'mmdet':
@@ -418,6 +420,10 @@ def export_detector_onnx(config: str, checkpoint: str, out: str,
         warnings.simplefilter('ignore')
         torch.onnx.export(wrapper, args, out, input_names=list(INPUT_NAMES),
                           output_names=list(OUTPUT_NAMES), **exporter)
+    unsafe = unsafe_scatter_nodes(onnx.load(out))
+    if unsafe:
+        raise RuntimeError(f'{out}: the exported graph holds scatters that may repeat indices '
+                           f'(onnxruntime is not thread-safe for them): {unsafe}')
     got = onnxruntime_session(out).run(None, {n: a.numpy() for n, a in zip(INPUT_NAMES, args)})[0]
     ref = ref.numpy()
     matched = matched_fraction(ref, got)

@@ -27,13 +27,16 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.config import Config
 
 from mmcnv2.analysis.timing import (MALLOC_POLICIES, Timing, machine_info,  # noqa: F401
                                     set_malloc_policy, time_forward, time_round_robin)
+from mmcnv2.apis.detector_onnx import export_detector_onnx
 from mmcnv2.apis.export import TensorOutputs, onnxruntime_session
+from mmcnv2.apis.quantize import input_layout, quantize_onnx
 from mmcnv2.apis.runtimes import check_runtimes, open_session
 from mmcnv2.models.build import build_model
 from mmcnv2.models.deploy import fuse_for_inference, sparse_layers, switch_model_to_deploy
@@ -187,10 +190,6 @@ def random_calibration(path: str, batches: int = 2) -> List[dict]:
     """Random normal calibration inputs for an exported classifier (``inputs``) or whole
     detector (``inputs``, ``img_shape``, ``scale_factor``): timing does not depend on
     the values the scales come from (``tools/quantize_onnx.py`` calibrates on data)."""
-    import numpy as np
-
-    from mmcnv2.apis.quantize import input_layout
-
     names, dims = input_layout(path)
     shape = [1 if d is None else d for d in dims]
     rng = np.random.default_rng(0)
@@ -206,7 +205,6 @@ def random_calibration(path: str, batches: int = 2) -> List[dict]:
 
 def quantize_for_timing(path: str) -> str:
     """An int8 QDQ copy (``*_int8.onnx``) of an exported file, calibrated on random inputs."""
-    from mmcnv2.apis.quantize import quantize_onnx
 
     out = path[:-len('.onnx')] + '_int8.onnx'
     quantize_onnx(path, out, random_calibration(path))
@@ -218,7 +216,6 @@ def whole_detector_for_timing(config: str, root: str, folder: str, name: str,
     """Export ``config``'s detector whole (post-processing included, random weights, every
     LGC/SFR fully sparsified or in deploy form) at ``shape``, as ``tools/export_onnx.py --whole-detector``
     does; return the ``.onnx`` path."""
-    from mmcnv2.apis.detector_onnx import export_detector_onnx
 
     model = build_config_model(config, root)
     for _, layer in sparse_layers(model):
