@@ -192,14 +192,14 @@ def test_summary_pairs_int8_openvino_and_whole_detector_rows_with_their_peer():
 def test_whole_detector_for_timing_exports_a_loadable_checkpoint(tmp_path, monkeypatch):
     """The detector configs build their deploy form: the checkpoint handed to the whole
     export loads strictly into it (the export itself is mocked: minutes on 2 cores)."""
-    import mmcnv2.apis.detector_onnx as detector_onnx
+    import mmcnv2_tools.benchmark as benchmark
     from mmcnv2.apis.export import load_deploy_model
     from mmcnv2_tools.benchmark import whole_detector_for_timing
     calls = []
 
     def fake_export(config, ckpt, out, shape):
         calls.append((load_deploy_model(config, ckpt)[0], out, shape))
-    monkeypatch.setattr(detector_onnx, 'export_detector_onnx', fake_export)
+    monkeypatch.setattr(benchmark, 'export_detector_onnx', fake_export)
     out = whole_detector_for_timing('configs/retinanet_cnv2_a.py', ROOT, str(tmp_path), 'det',
                                     (416, 416))
     assert out == str(tmp_path / 'det_416x416.onnx') and calls[0][1:] == (out, (416, 416))
