@@ -6,6 +6,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from ..analysis.timing import time_forward
 from .detector_onnx import INPUT_NAMES, detect_with_onnx, matched_fraction
 from .quantize import build_split, feeds_for, input_layout, preprocessed_batches
 from .runner import load_config
@@ -100,7 +101,6 @@ def onnx_latency(onnx_file: str, runtime: str = 'onnxruntime', threads: int = 1,
                  budget_s: float = 2.0):
     """Latency (:class:`~mmcnv2.analysis.timing.Timing`, ms) of one run of an exported file
     at batch 1 (a whole detector: its own batch) on a random input."""
-    from ..analysis.timing import time_forward
 
     names, dims = input_layout(onnx_file)
     rng = np.random.default_rng(0)
