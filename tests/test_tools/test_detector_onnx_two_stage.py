@@ -12,7 +12,8 @@ from mmcnv2.apis.detector_onnx import (TwoStageDetectorWithNMS, _test_pipeline,
                                        detect_with_onnx, export_detector_onnx,
                                        whole_detector_module)
 from mmcnv2.apis.export import load_deploy_model
-from tests.test_tools.test_detector_onnx import assert_same_boxes
+from tests.test_tools.test_detector_onnx import (assert_module_equals_predictions,
+                                                  assert_same_boxes)
 from tests.utils import trained_checkpoint
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -65,17 +66,8 @@ def test_module_equals_mmdet_predict(deployed):
     """Before export: mmdet's boxes, scores and labels (RPN, mmcv's RoIAlign, box head and
     NMS against torchvision's roi_align and our post-processing)."""
     model, batches, predictions = deployed
-    wrapper = TwoStageDetectorWithNMS(model, (256, 256)).eval()
-    for data, theirs in zip(batches, predictions):
-        meta = data['data_samples'][0].metainfo
-        assert tuple(data['inputs'].shape[-2:]) == (256, 256)
-        with torch.no_grad():
-            dets = wrapper(data['inputs'], torch.tensor([meta['img_shape']]),
-                           torch.tensor([meta['scale_factor']]))
-        assert len(theirs.scores) > 50
-        torch.testing.assert_close(dets[:, :4], theirs.bboxes, rtol=0, atol=1e-4)
-        torch.testing.assert_close(dets[:, 4], theirs.scores, rtol=0, atol=1e-6)
-        assert torch.equal(dets[:, 5].long(), theirs.labels) and (dets[:, 6] == 0).all()
+    assert_module_equals_predictions(TwoStageDetectorWithNMS(model, (256, 256)).eval(),
+                                     batches, predictions, (256, 256))
 
 
 def test_exported_faster_rcnn_gives_mmdet_boxes_on_real_tiles(config, checkpoint, deployed,
