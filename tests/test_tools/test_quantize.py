@@ -7,24 +7,19 @@ import numpy as np
 import onnx
 import pytest
 
-from mmcnv2.apis.export import export_onnx
 from mmcnv2.apis.quantize import calibration_feeds, feeds_for, quantize_onnx
 from mmcnv2.apis.runtimes import open_session
 from tests.tool_utils import tool
-from tests.utils import trained_checkpoint
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DIGITS = osp.join(ROOT, 'configs/demo/cnv2_digits.py')
 
 
-@pytest.fixture(scope='module')
-def digits_onnx(tmp_path_factory):
+@pytest.fixture
+def digits_onnx(digits_export):
     """The digits demo's CondenseNetV2 (random weights and BN statistics, fully
-    sparsified), exported at 32 x 32."""
-    folder = tmp_path_factory.mktemp('digits')
-    ckpt = trained_checkpoint(DIGITS, folder / 'digits.pth')
-    return export_onnx(DIGITS, ckpt, str(folder / 'digits.onnx'), shape=(32, 32),
-                       verify=False)['out']
+    sparsified), exported at 32 x 32 (the session's one export, ``conftest.py``)."""
+    return digits_export[0]
 
 
 def test_cli_quantizes_and_evaluates(digits_onnx, tmp_path, capsys):

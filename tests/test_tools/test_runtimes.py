@@ -1,6 +1,6 @@
 """OpenVINO as a second CPU runtime of the exported files: classifiers and backbones equal
-PyTorch in it (relative 1e-4, float32), a whole RetinaNet gives onnxruntime's boxes."""
-import os.path as osp
+PyTorch in it (relative 1e-4, float32); a whole RetinaNet giving onnxruntime's boxes in it
+is checked in test_detector_onnx.py, on that file's export."""
 
 import numpy as np
 import onnx
@@ -8,16 +8,12 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from mmcnv2.apis.detector_onnx import export_detector_onnx
 from mmcnv2.apis.export import verify_onnx
 from mmcnv2.apis.onnx_eval import detector_runtime_match
 from mmcnv2.apis.runtimes import RUNTIMES, open_session
 from tests.test_tools.test_export_onnx import TINY_ARCHS, export_dynamo, tiny_deploy_backbone
-from tests.tool_utils import tool
-from tests.utils import trained_checkpoint
 
 pytest.importorskip('openvino')
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def scale_graph(path, scale=1000.0):
@@ -31,15 +27,11 @@ def scale_graph(path, scale=1000.0):
     return str(path)
 
 
-def test_cli_classifier_checked_in_both_runtimes(tmp_path, capsys):
+def test_cli_classifier_checked_in_both_runtimes(digits_export):
     """The digits demo's CondenseNetV2 (training form, fully sparsified): the tool checks
     the file in onnxruntime and OpenVINO, batch 1 and 4, default and 1 thread."""
-    config = 'configs/demo/cnv2_digits.py'
-    ckpt = trained_checkpoint(config, tmp_path / 'digits.pth')
-    out = tmp_path / 'digits.onnx'
-    assert tool('export_onnx.py', osp.join(ROOT, config), ckpt, out, '--shape', 32, 32,
-                '--runtime', 'onnxruntime', 'openvino') is None
-    lines = capsys.readouterr().out
+    out, lines, code = digits_export
+    assert code is None, lines[-2000:]
     for runtime in RUNTIMES:
         assert f'{runtime} vs PyTorch (batch 1 and 4' in lines
     # and at a batch the check did not use, on 2 threads
@@ -85,19 +77,7 @@ def test_open_session_refuses_bad_arguments(tmp_path):
         open_session(path, 'openvino', threads=-1)
 
 
-def test_whole_retinanet_in_openvino_gives_ort_boxes(tmp_path):
-    """The demo RetinaNet (random weights, class bias 0 so that hundreds of boxes reach NMS),
-    exported whole at batch 2: OpenVINO keeps onnxruntime's boxes (IoU >= 0.99, scores
-    within 1e-3), NonMaxSuppression included. Measured: 600 of 600 matched at 416 x 416."""
-    config = osp.join(ROOT, 'configs/demo/retinanet_cnv2_trees.py')
-    ckpt = trained_checkpoint(config, tmp_path / 'det.pth')
-    state = torch.load(ckpt, weights_only=True)
-    state['state_dict']['bbox_head.retina_cls.bias'].zero_()
-    torch.save(state, ckpt)
-    out = str(tmp_path / 'det.onnx')
-    export_detector_onnx(config, ckpt, out, shape=(192, 256), batch_size=2)
-    for threads in (0, 1):
-        matched, n_ort, n_ov = detector_runtime_match(out, 'openvino', threads=threads)
-        assert n_ort > 100 and n_ov == n_ort and matched == 1.0
+def test_runtime_match_refuses_what_is_not_a_whole_detector(tmp_path):
+    """OpenVINO against onnxruntime on whole detectors: test_detector_onnx.py (its export)."""
     with pytest.raises(ValueError, match='is not a whole detector'):
         detector_runtime_match(scale_graph(tmp_path / 'mul.onnx'), 'openvino')
