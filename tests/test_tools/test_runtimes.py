@@ -30,8 +30,7 @@ def scale_graph(path, scale=1000.0):
 def test_cli_classifier_checked_in_both_runtimes(digits_export):
     """The digits demo's CondenseNetV2 (training form, fully sparsified): the tool checks
     the file in onnxruntime and OpenVINO, batch 1 and 4, default and 1 thread."""
-    out, lines, code = digits_export
-    assert code is None, lines[-2000:]
+    out, lines = digits_export
     for runtime in RUNTIMES:
         assert f'{runtime} vs PyTorch (batch 1 and 4' in lines
     # and at a batch the check did not use, on 2 threads
@@ -78,6 +77,7 @@ def test_open_session_refuses_bad_arguments(tmp_path):
 
 
 def test_runtime_match_refuses_what_is_not_a_whole_detector(tmp_path):
-    """OpenVINO against onnxruntime on whole detectors: test_detector_onnx.py (its export)."""
+    """detector_runtime_match names a file that is not a whole detector (the match itself
+    is checked in test_detector_onnx.py, on that file's export)."""
     with pytest.raises(ValueError, match='is not a whole detector'):
         detector_runtime_match(scale_graph(tmp_path / 'mul.onnx'), 'openvino')
