@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from .export import load_deploy_model, onnxruntime_session, unsafe_scatter_nodes
+from .export import export_form, load_deploy_model, onnxruntime_session, unsafe_scatter_nodes
 from .runner import load_config
 
 #: The graph's inputs and output, in order.
@@ -367,10 +367,10 @@ def export_detector_onnx(config: str, checkpoint: str, out: str,
     to ONNX.
 
     The model is built in the checkpoint's form, loaded strictly and converted
-    to its deploy form; the graph (:func:`whole_detector_module`) has a
-    fixed batch and input size, is written as one file (folder created), and
-    is checked in onnxruntime against the PyTorch module on a random input
-    (:func:`matched_fraction`).
+    to its deploy form; the graph (:func:`whole_detector_module` of its
+    :func:`~mmcnv2.apis.export.export_form`) has a fixed batch and input size,
+    is written as one file (folder created), and is checked in onnxruntime
+    against the deploy form's module on a random input (:func:`matched_fraction`).
 
     Args:
         config (str): An mmdet RetinaNet or Faster R-CNN config.
@@ -418,7 +418,8 @@ def export_detector_onnx(config: str, checkpoint: str, out: str,
         wrapper, TwoStageDetectorWithNMS) else dict(dynamo=True, external_data=False))
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        torch.onnx.export(wrapper, args, out, input_names=list(INPUT_NAMES),
+        torch.onnx.export(whole_detector_module(export_form(model), shape), args, out,
+                          input_names=list(INPUT_NAMES),
                           output_names=list(OUTPUT_NAMES), **exporter)
     unsafe = unsafe_scatter_nodes(onnx.load(out))
     if unsafe:

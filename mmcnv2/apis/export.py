@@ -1,5 +1,6 @@
 """ONNX export of deploy-form classifiers and backbones (``tools/export_onnx.py``), checked
 in ONNX Runtime or OpenVINO (:mod:`mmcnv2.apis.runtimes`)."""
+import copy
 import os
 import os.path as osp
 import warnings
@@ -10,7 +11,7 @@ import torch.nn as nn
 
 from ..checkpoint.files import load_state_dict_strict, read_checkpoint, state_dict_of
 from ..models.build import build_model
-from ..models.deploy import switch_model_to_deploy
+from ..models.deploy import fuse_for_inference, switch_model_to_deploy
 from ..models.forms import DEPLOY, TRAINING, checkpoint_form
 from .runner import load_config, set_model_form
 from .runtimes import check_runtimes, onnxruntime_session, open_session  # noqa: F401
@@ -54,6 +55,25 @@ def load_deploy_model(config: str, checkpoint: str, cfg_options: Optional[dict] 
     return model.eval(), cfg
 
 
+def export_form(model: nn.Module) -> nn.Module:
+    """A copy of a deploy-form model in the form its ONNX file is exported from: every
+    CondenseNetV2 dense stage fused with ``backend='onnx'`` (BN folded, no gathers or
+    scatters for the reactivation, 3x3 group convolutions as depthwise ones; see
+    :class:`~mmcnv2.models.layers.FusedSFRDenseStage`), inference-only. It computes
+    the deploy form's outputs up to float rounding; ``model`` is left as it is.
+
+    Example:
+        >>> import torch
+        >>> from mmcnv2.models import CondenseNetV2
+        >>> net = CondenseNetV2('a', deploy=True).eval()
+        >>> x = torch.randn(1, 3, 64, 64)
+        >>> with torch.no_grad():
+        ...     torch.allclose(export_form(net)(x)[-1], net(x)[-1], rtol=1e-4, atol=1e-5)
+        True
+    """
+    return fuse_for_inference(copy.deepcopy(model), backend='onnx')
+
+
 def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence[int]] = None,
                 backbone_only: Optional[bool] = None, verify: bool = True,
                 cfg_options: Optional[dict] = None,
@@ -68,8 +88,10 @@ def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence
     dynamic. ``out`` is one self-contained file (weights inside) and its folder
     is created; a model over ONNX's 2 GB limit would get its weights in
     a ``.data`` file beside it (``files`` lists what was written). The
-    exporter is torch's dynamo exporter. The SFR's sum over repeated channel
-    indices is exported as a gather (see
+    exporter is torch's dynamo exporter; it traces :func:`export_form` (the dense
+    stages as standard operators that ONNX Runtime runs fast), and the check
+    compares the file with the deploy form. SFR-ShuffleNetV2's sum over
+    repeated channel indices is exported as gathers (see
     :class:`~mmcnv2.models.layers.SparseFeatureReactivation`); a graph with a
     scatter that may repeat indices is refused (:func:`unsafe_scatter_nodes`).
 
@@ -122,7 +144,8 @@ def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence
                          f'{verify_batch_sizes!r}')
     runtimes = check_runtimes(runtimes)
     model, _ = load_deploy_model(config, checkpoint, cfg_options)
-    wrapper = TensorOutputs(model, backbone_only).eval()
+    wrapper = TensorOutputs(model, backbone_only).eval()  # the reference of the check
+    exported = TensorOutputs(export_form(model), backbone_only)
     x = torch.randn(1, 3, *shape)
     with torch.no_grad():
         ref = wrapper(x)
@@ -132,7 +155,7 @@ def export_onnx(config: str, checkpoint: str, out: str, shape: Optional[Sequence
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         # external_data=False: one file, unless the model exceeds ONNX's 2 GB limit
-        torch.onnx.export(wrapper, (x, ), out, input_names=['inputs'], output_names=names,
+        torch.onnx.export(exported, (x, ), out, input_names=['inputs'], output_names=names,
                           dynamic_shapes={'inputs': {0: torch.export.Dim('batch', max=1024)}},
                           dynamo=True, external_data=False)
     graph = onnx.load(out, load_external_data=False)

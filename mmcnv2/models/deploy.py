@@ -64,10 +64,11 @@ def fuse_for_inference(model: nn.Module, dense_below: Optional[int] = None,
             uses its measured default.
         backend (str): What runs the loop of the fused dense stages:
             ``'auto'`` (C++ when mmcnv2's compiled operators are built, else
-            Python with a warning), ``'cpp'``, ``'torchscript'`` or
-            ``'python'``; ``'torchscript'`` is bit-identical to ``'python'``,
-            ``'cpp'`` equal up to float rounding (its 3x3 kernel). See
-            :class:`FusedSFRDenseStage`.
+            Python with a warning), ``'cpp'``, ``'torchscript'``, ``'python'``
+            or ``'onnx'`` (standard operators only, no in-place writes: the
+            form ONNX export traces); ``'torchscript'`` is bit-identical to
+            ``'python'``, ``'cpp'`` and ``'onnx'`` equal up to float rounding.
+            See :class:`FusedSFRDenseStage`.
 
     Returns:
         nn.Module: ``model``, fused.

@@ -63,7 +63,8 @@ def test_fused_condensenet_v2_equals_training_form(arch, dense_below):
 def test_fused_backends_agree(arch, recwarn):
     """TorchScript runs the Python loop's ATen calls: bit-identical outputs; the C++ loop
     makes them too, except its own 3x3 kernel (8 groups, maps at least 20 wide: for A and C
-    here stages 0-1), equal up to float rounding. Both batch kernels, every path; all
+    here stages 0-1), equal up to float rounding; so is the export graph ('onnx': depthwise
+    3x3, dense reactivation, no in-place writes). Both batch kernels, every path; all
     inference-only; PyTorch's TorchScript deprecation warning is not passed on."""
     model, x, _ = arch_case(arch, seed=4)
     with torch.no_grad():
@@ -71,18 +72,23 @@ def test_fused_backends_agree(arch, recwarn):
         switch_model_to_deploy(model)
         for dense_below in (None, 0, 10**6):  # measured, all grouped, all dense
             fused = {backend: fuse_for_inference(copy.deepcopy(model), dense_below, backend)
-                     for backend in ('python', 'cpp', 'torchscript')}
+                     for backend in ('python', 'cpp', 'torchscript', 'onnx')}
             assert all(s.backend == 'cpp' for s in fused['cpp'].stages)
             assert all(isinstance(s.body, torch.jit.ScriptModule)
                        for s in fused['torchscript'].stages)
             kernel = [layer.kernel3x3 for s in fused['cpp'].stages for layer in s.layers]
             assert any(kernel) == (arch in ('a', 'c'))  # 8 groups (B, CIFAR: 6 or 4)
+            graph = [layer for s in fused['onnx'].stages for layer in s.layers]
+            assert all(layer.groups3x3 == layer.groups for layer in graph)
+            assert any(layer.depthwise3x3 and layer.index2.numel() for layer in graph)
             for batch in (x, x[:1]):
                 want = fused['python'](batch)
                 for got, exp in zip(fused['torchscript'](batch), want):
                     assert torch.equal(got, exp), (dense_below, batch.shape)
                 assert_same(fused['cpp'](batch), want)
+                assert_same(fused['onnx'](batch), want)
         assert_same(fused['cpp'](x), ref)
+        assert_same(fused['onnx'](x), ref)
     assert not [w for w in recwarn if 'torch.jit' in str(w.message)]
     for backend in fused.values():
         with pytest.raises(RuntimeError, match='inference-only'):
@@ -111,7 +117,7 @@ def test_fused_backend_choice_and_errors(monkeypatch):
     model = CondenseNetV2('a', deploy=True)
     assert {s.backend for s in fuse_for_inference(copy.deepcopy(model)).stages} == {'cpp'}
     with pytest.raises(ValueError, match=r"backend must be one of \('auto', 'cpp', "
-                                         r"'torchscript', 'python'\), got 'jit'"):
+                                         r"'torchscript', 'python', 'onnx'\), got 'jit'"):
         fuse_for_inference(copy.deepcopy(model), backend='jit')
     # without the compiled operators: 'auto' says so and runs Python, 'cpp' refuses
     monkeypatch.setattr(fused_dense_stage, 'extension_error', lambda: 'No module named _ext')

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from mmcnv2.apis.deploy import convert_checkpoint
-from mmcnv2.apis.export import load_deploy_model, export_onnx, verify_onnx
+from mmcnv2.apis.export import export_form, load_deploy_model, export_onnx, verify_onnx
 from mmcnv2.models import CondenseNetV2, SFRShuffleNetV2, SFRShuffleNetV2Plus
 from mmcnv2.models.deploy import sparse_layers, switch_model_to_deploy
 from mmcnv2.models.layers import SparseFeatureReactivation
@@ -165,6 +165,27 @@ def test_every_family_exports_without_scatter(tmp_path, family):
     path = str(tmp_path / f'{family}.onnx')
     export_dynamo(model, (torch.randn(1, 3, 32, 32), ), path, ['inputs'], (0, ))
     assert not op_types(path) & SCATTERS
+    assert_ort_equal(path, model, [{'inputs': torch.randn(b, 3, 32, 32)} for b in (1, 16)],
+                     repeats=2)
+
+
+def test_export_form_runs_group_convolutions_as_depthwise(tmp_path):
+    """What tools/export_onnx.py traces for CondenseNetV2 (export_form): its 3x3 group
+    convolutions are depthwise ones, its pools stride-2 depthwise convolutions (ONNX
+    Runtime runs both far faster than few-channel groups or AveragePool), no scatter; and
+    onnxruntime on 2 threads equals the eager deploy form at batch 1 and 16."""
+    model = tiny_deploy_backbone(*TINY_ARCHS['cnv2'])
+    path = str(tmp_path / 'cnv2_export_form.onnx')
+    fused = export_form(model)  # inference-only: its forward takes *args, so wrap it
+    export_dynamo(torch.nn.Sequential(fused), (torch.randn(1, 3, 32, 32), ), path, ['inputs'],
+                  (0, ))
+    graph = onnx.load(path).graph
+    weights = {t.name: t.dims for t in graph.initializer}
+    grouped = [(n.name, weights[n.input[1]]) for n in graph.node if n.op_type == 'Conv'
+               and any(a.name == 'group' and a.i > 1 for a in n.attribute)]
+    spatial = [(name, dims) for name, dims in grouped if dims[2:] != [1, 1]]
+    assert spatial and all(dims[1] == 1 for _, dims in spatial), spatial
+    assert not {n.op_type for n in graph.node} & (SCATTERS | {'AveragePool'})
     assert_ort_equal(path, model, [{'inputs': torch.randn(b, 3, 32, 32)} for b in (1, 16)],
                      repeats=2)
 

@@ -35,7 +35,7 @@ from mmengine.config import Config
 from mmcnv2.analysis.timing import (MALLOC_POLICIES, Timing, machine_info,  # noqa: F401
                                     set_malloc_policy, time_forward, time_round_robin)
 from mmcnv2.apis.detector_onnx import export_detector_onnx
-from mmcnv2.apis.export import TensorOutputs, onnxruntime_session
+from mmcnv2.apis.export import TensorOutputs, export_form, onnxruntime_session
 from mmcnv2.apis.quantize import input_layout, quantize_onnx
 from mmcnv2.apis.runtimes import check_runtimes, open_session
 from mmcnv2.models.build import build_model
@@ -172,14 +172,16 @@ def _classifier_forward(model):
 def export_for_timing(model: nn.Module, x: torch.Tensor, path: str, legacy: bool) -> float:
     """Export ``model(x, mode='tensor')`` to ONNX; return the max abs difference of
     onnxruntime against PyTorch. The legacy exporter is quick; ours use the dynamo
-    exporter, as ``tools/export_onnx.py`` does."""
+    exporter on their :func:`~mmcnv2.apis.export.export_form`, as
+    ``tools/export_onnx.py`` does."""
     import warnings
 
     wrapper = TensorOutputs(model, backbone_only=False).eval()
+    exported = wrapper if legacy else TensorOutputs(export_form(model), backbone_only=False)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         kwargs = dict(dynamo=False, opset_version=17) if legacy else dict(dynamo=True)
-        torch.onnx.export(wrapper, (x, ), path, input_names=['inputs'], **kwargs)
+        torch.onnx.export(exported, (x, ), path, input_names=['inputs'], **kwargs)
     out = onnxruntime_session(path).run(None, {'inputs': x.numpy()})[0]
     with torch.no_grad():
         ref = wrapper(x).numpy()

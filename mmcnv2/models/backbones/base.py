@@ -424,10 +424,12 @@ class ShuffleBackbone(SparseBackbone):
 
     def fuse_for_inference(self, dense_below: int, backend: str) -> nn.Module:
         """Channels-last memory format (the depthwise convolutions and the max pool
-        run much faster so), inference-only; in place.
+        run much faster so in eager PyTorch; not for ``backend='onnx'``, whose graph is
+        exported), inference-only; in place.
 
         Returns:
             nn.Module: ``self``.
         """
-        self.to(memory_format=torch.channels_last)
+        if backend != 'onnx':
+            self.to(memory_format=torch.channels_last)
         return super().fuse_for_inference(dense_below, backend)

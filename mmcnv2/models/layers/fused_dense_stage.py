@@ -44,6 +44,16 @@ passes over memory:
   at batch 1 the Python interpreter between a layer's ~40 ATen calls cost as
   much as the calls.
 
+For ONNX export (``backend='onnx'``) the same folded weights run as a graph of
+standard operators, with no in-place writes (an exported graph cannot write
+into a buffer) and no scatter: :meth:`_FusedSFRLayer.graph_forward`. The
+reactivation is a 1x1 convolution over all old channels (zeros where a
+channel is not reactivated) added to them, and the 3x3 group convolution,
+whose few channels per group ONNX Runtime runs through a slow per-group
+im2col, is one depthwise convolution over the inputs each output reads
+followed by a sum over them (the true arithmetic; 4x less convolution time
+than the group convolution in ONNX Runtime on CondenseNetV2-A).
+
 Every reformulation is an identity in exact arithmetic; the tests check the
 fused stage against the training form to 1e-5 relative for every arch.
 """
@@ -94,6 +104,15 @@ def _act_(x: torch.Tensor, code: int) -> torch.Tensor:
     return x
 
 
+def _act(x: torch.Tensor, code: int) -> torch.Tensor:
+    """Activation ``code`` of :data:`_ACTIVATIONS`, out of place (for export)."""
+    if code == 1:
+        return torch.relu(x)
+    if code == 2:
+        return F.hardswish(x)
+    return x
+
+
 class _FusedSFRLayer(nn.Module):
     """One :class:`~mmcnv2.models.layers.SFRDenseLayer` (deploy form), fused; see the
     module docstring.
@@ -110,9 +129,10 @@ class _FusedSFRLayer(nn.Module):
     #: Buffers that only some layers use; every layer has them (empty where
     #: unused), since TorchScript needs every attribute ``forward`` names.
     OPTIONAL_BUFFERS = ('index1', 'lower', 's_in', 'b_in', 'se_fc1_t', 'se_fc2_t', 'index3',
-                        'w1_jmajor', 'b1_jmajor', 'w2_kernel')
+                        'w1_jmajor', 'b1_jmajor', 'w2_kernel', 'index2')
 
-    def __init__(self, layer: nn.Module, dense_below: int, kernel3x3: bool = False):
+    def __init__(self, layer: nn.Module, dense_below: int, kernel3x3: bool = False,
+                 graph: bool = False):
         super().__init__()
         lgc, conv2, sfr = layer.conv1, layer.conv2, layer.sfr
         if not (lgc.deploy and sfr.deploy) or lgc.kernel_size != 1 or sfr.kernel_size != 1:
@@ -125,9 +145,12 @@ class _FusedSFRLayer(nn.Module):
         w1, bias1, scale, shift = self._fold_learned_group_conv(lgc, conv2.norm, dense_below)
         self._fold_input_activation(lgc.act, scale, shift, w1, bias1)
         self.act2 = _act_code(conv2.act)
-        self._fold_group_conv3x3(conv2.conv, dense_below, kernel3x3)
+        # the graph form keeps the true groups (it runs them as one depthwise convolution)
+        self._fold_group_conv3x3(conv2.conv, 0 if graph else dense_below, kernel3x3)
         self._fold_squeeze_excitation(layer.se)
         self._fold_reactivation(sfr)
+        if graph:
+            self._fold_graph_weights()
         for name, buffer in list(self.named_buffers(recurse=False)):
             setattr(self, name, buffer.detach())  # views of parameters: drop requires_grad
 
@@ -259,6 +282,66 @@ class _FusedSFRLayer(nn.Module):
             self.register_buffer('w3', w3.view(sG, -1, k // sG).contiguous(), False)
             self.register_buffer('index3', sfr.index.clone(), False)
 
+    def _fold_graph_weights(self):
+        """The weights of :meth:`graph_forward`: the 3x3 group convolution as a depthwise
+        weight ``w2_depthwise`` (row ``(g * o + j) * m + i`` is output ``g * o + j``'s
+        kernel on its group's input ``i``; ``m`` inputs and ``o`` outputs per group)
+        over the inputs ``index2`` (omitted where it is the identity, ``o == 1``), and
+        the reactivation as a dense ``(c, k)`` weight ``w3_dense``."""
+        G, k = self.groups3x3, self.growth
+        w2 = self.w2.contiguous()                          # (k, m, kh, kw)
+        m, o = w2.shape[1], k // G
+        self.depthwise3x3 = G > 1 and not (m == 1 and o == 1)
+        if self.depthwise3x3:
+            self.register_buffer('w2_depthwise', w2.reshape(k * m, 1, *w2.shape[2:]), False)
+            if o > 1:
+                index2 = (torch.arange(G, device=w2.device).view(G, 1, 1) * m
+                          + torch.arange(m, device=w2.device).view(1, 1, m)).expand(G, o, m)
+                self.register_buffer('index2', index2.reshape(-1), False)
+        if self.dense:
+            w3 = self.w3
+        else:
+            sG, kept = self.sfr_groups, self.index3.numel()
+            rows = self.index3.view(sG, kept // sG, 1).expand_as(self.w3)
+            cols = torch.arange(k // sG, device=self.w3.device).view(1, 1, -1) * sG \
+                + torch.arange(sG, device=self.w3.device).view(sG, 1, 1)   # input p*sG + g
+            w3 = self.w3.new_zeros(self.in_channels, k).index_put_(
+                (rows.reshape(-1), cols.expand_as(self.w3).reshape(-1)), self.w3.reshape(-1),
+                accumulate=True)
+        self.register_buffer('w3_dense', w3.view(*w3.shape, 1, 1), False)
+
+    @torch.jit.unused
+    def graph_forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """The layer on ``feats`` (N, c, H, W) as standard operators, without in-place
+        writes: returns the reactivated old features and the new ones concatenated
+        (N, c + k, H, W). What ONNX export traces (``backend='onnx'``)."""
+        n, c, h, w = feats.shape
+        G, mid, k = self.groups, self.mid, self.growth
+        x = feats if self.dense else feats.index_select(1, self.index1)
+        if self.relu_folded:
+            x = torch.maximum(x, self.lower.view(1, -1, 1, 1))
+        else:
+            x = _act(x * self.s_in.view(1, -1, 1, 1) + self.b_in.view(1, -1, 1, 1), self.act1)
+        if self.dense:
+            y = F.conv2d(x, self.w1.view(mid, c, 1, 1), self.b1)
+        else:  # the group convolution, then the shuffle into LGC output order
+            y = F.conv2d(x, self.w1.reshape(mid, -1, 1, 1), self.b1.reshape(mid), groups=G)
+            y = y.view(n, G, mid // G, h, w).transpose(1, 2).reshape(n, mid, h, w)
+        y = _act(y, self.act2)
+        if self.depthwise3x3:
+            if self.index2.numel():
+                y = y.index_select(1, self.index2)
+            m = self.w2_depthwise.shape[0] // k
+            new = F.conv2d(y, self.w2_depthwise, None, 1, self.padding, 1, k * m)
+            new = new.view(n, k, m, h, w).sum(2)
+        else:
+            new = F.conv2d(y, self.w2.contiguous(), None, 1, self.padding, 1, self.groups3x3)
+        if self.with_se:
+            gate = torch.relu(torch.mm(new.mean((2, 3)), self.se_fc1_t))
+            new = new * torch.sigmoid(torch.mm(gate, self.se_fc2_t)).view(n, k, 1, 1)
+        r = _act(new * self.s3.view(1, -1, 1, 1) + self.b3.view(1, -1, 1, 1), self.act3)
+        return torch.cat([feats + F.conv2d(r, self.w3_dense), new], 1)
+
     @torch.jit.unused
     def extension_args(self):
         """``(tensors, ints)`` for :func:`mmcnv2.ops.dense_stage_forward`: the attributes
@@ -352,6 +435,25 @@ class _FusedStageBody(nn.Module):
         return buf
 
 
+class _GraphStageBody(_FusedStageBody):
+    """The layers of a ``backend='onnx'`` stage: their :meth:`_FusedSFRLayer.graph_forward`
+    one after another, a concatenation each (what an ONNX graph can express). The 2x2
+    average pool is a depthwise 2x2 convolution of stride 2 with weights 1/4: ONNX
+    Runtime's ``AveragePool`` took 3.5 ms of CondenseNetV2-B's 47 (1 thread)."""
+
+    def __init__(self, layers: List[_FusedSFRLayer], downsample: bool):
+        super().__init__(layers, downsample)
+        c = self.in_channels
+        self.register_buffer('pool_weight', layers[0].w3.new_full((c, 1, 2, 2), 0.25), False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.downsample:
+            x = F.conv2d(x, self.pool_weight, None, 2, 0, 1, self.in_channels)
+        for layer in self.layers:
+            x = layer.graph_forward(x)
+        return x
+
+
 class FusedSFRDenseStage(InferenceOnly, nn.Module):
     """Inference-only form of a deploy-form CondenseNetV2
     :class:`~mmcnv2.models.layers.DenseStage`.
@@ -378,6 +480,10 @@ class FusedSFRDenseStage(InferenceOnly, nn.Module):
       TorchScript is deprecated by PyTorch (its ``FutureWarning`` is silenced
       here, for this explicit choice).
     * ``'python'``: the loop in Python.
+    * ``'onnx'``: standard operators without in-place writes or scatters, the
+      3x3 group convolutions as depthwise ones (see the module docstring):
+      the form ONNX export traces (``tools/export_onnx.py``), slower than the
+      others in eager PyTorch.
     * ``'auto'`` (default): ``'cpp'`` when the extension is built, else
       ``'python'`` with a warning that says why.
 
@@ -403,7 +509,7 @@ class FusedSFRDenseStage(InferenceOnly, nn.Module):
     #: Measured on x86 CPUs (tools/benchmark.py): below 16 inputs per group a
     #: dense product with zeros is faster than products over the groups.
     DENSE_BELOW = 16
-    BACKENDS = ('auto', 'cpp', 'torchscript', 'python')
+    BACKENDS = ('auto', 'cpp', 'torchscript', 'python', 'onnx')
 
     def __init__(self, stage: nn.Module, dense_below: int = DENSE_BELOW, backend: str = 'auto'):
         super().__init__()
@@ -415,9 +521,9 @@ class FusedSFRDenseStage(InferenceOnly, nn.Module):
                 and not stage.pool.ceil_mode):
             raise ValueError(f'expected a 2x2/2 average pool, got {stage.pool}')
         with torch.no_grad():  # buffers derived from parameters, without their graph
-            layers = [_FusedSFRLayer(layer, dense_below, kernel3x3=self.backend == 'cpp')
-                      for layer in stage.layers]
-        body = _FusedStageBody(layers, downsample)
+            layers = [_FusedSFRLayer(layer, dense_below, kernel3x3=self.backend == 'cpp',
+                                     graph=self.backend == 'onnx') for layer in stage.layers]
+        body = (_GraphStageBody if self.backend == 'onnx' else _FusedStageBody)(layers, downsample)
         self.in_channels, self.out_channels = body.in_channels, body.out_channels
         if self.backend == 'torchscript':
             with warnings.catch_warnings():
