@@ -51,8 +51,9 @@ reactivation is a 1x1 convolution over all old channels (zeros where a
 channel is not reactivated) added to them, and the 3x3 group convolution,
 whose few channels per group ONNX Runtime runs through a slow per-group
 im2col, is one depthwise convolution over the inputs each output reads
-followed by a sum over them (the true arithmetic; 4x less convolution time
-than the group convolution in ONNX Runtime on CondenseNetV2-A).
+followed by a sum over them (the true arithmetic; in ONNX Runtime on
+CondenseNetV2-A, 1 thread, the convolutions took 1.8 ms instead of 6.2, 3.4 ms
+with the gathers and sums they need).
 
 Every reformulation is an identity in exact arithmetic; the tests check the
 fused stage against the training form to 1e-5 relative for every arch.
