@@ -114,6 +114,18 @@ def _act(x: torch.Tensor, code: int) -> torch.Tensor:
     return x
 
 
+def _dense_reactivation_weight(sfr: nn.Module, num_old: int) -> torch.Tensor:
+    """A deploy-form 1x1 SFR's condensed weight as one dense ``(num_old, k)`` matrix over
+    all old channels: zeros where a channel is not reactivated, the increments of
+    several groups to the same channel summed."""
+    w3 = sfr.conv.weight[:, :, 0, 0]                        # (kept, k/G): row r reads g + p*G
+    kept, sG, k = w3.shape[0], sfr.groups, sfr.in_channels
+    src = (torch.arange(kept, device=w3.device) // (kept // sG)).view(-1, 1) \
+        + torch.arange(k // sG, device=w3.device).view(1, -1) * sG
+    return w3.new_zeros(num_old, k).index_put_(
+        (sfr.index.view(-1, 1).expand_as(src), src), w3, accumulate=True)
+
+
 class _FusedSFRLayer(nn.Module):
     """One :class:`~mmcnv2.models.layers.SFRDenseLayer` (deploy form), fused; see the
     module docstring.
@@ -151,7 +163,7 @@ class _FusedSFRLayer(nn.Module):
         self._fold_squeeze_excitation(layer.se)
         self._fold_reactivation(sfr)
         if graph:
-            self._fold_graph_weights()
+            self._fold_graph_weights(sfr)
         for name, buffer in list(self.named_buffers(recurse=False)):
             setattr(self, name, buffer.detach())  # views of parameters: drop requires_grad
 
@@ -273,17 +285,12 @@ class _FusedSFRLayer(nn.Module):
         w3 = sfr.conv.weight[:, :, 0, 0]                    # (kept, k/G): row r reads g + p*G
         self.sfr_groups = sG = sfr.groups
         if self.dense:
-            kept = w3.shape[0]
-            dense = w3.new_zeros(c, k)
-            src = (torch.arange(kept, device=w3.device) // (kept // sG)).view(-1, 1) \
-                + torch.arange(k // sG, device=w3.device).view(1, -1) * sG
-            dense.index_put_((sfr.index.view(-1, 1).expand_as(src), src), w3, accumulate=True)
-            self.register_buffer('w3', dense, False)
+            self.register_buffer('w3', _dense_reactivation_weight(sfr, c), False)
         else:
             self.register_buffer('w3', w3.view(sG, -1, k // sG).contiguous(), False)
             self.register_buffer('index3', sfr.index.clone(), False)
 
-    def _fold_graph_weights(self):
+    def _fold_graph_weights(self, sfr: nn.Module):
         """The weights of :meth:`graph_forward`: the 3x3 group convolution as a depthwise
         weight ``w2_depthwise`` (row ``(g * o + j) * m + i`` is output ``g * o + j``'s
         kernel on its group's input ``i``; ``m`` inputs and ``o`` outputs per group)
@@ -299,16 +306,7 @@ class _FusedSFRLayer(nn.Module):
                 index2 = (torch.arange(G, device=w2.device).view(G, 1, 1) * m
                           + torch.arange(m, device=w2.device).view(1, 1, m)).expand(G, o, m)
                 self.register_buffer('index2', index2.reshape(-1), False)
-        if self.dense:
-            w3 = self.w3
-        else:
-            sG, kept = self.sfr_groups, self.index3.numel()
-            rows = self.index3.view(sG, kept // sG, 1).expand_as(self.w3)
-            cols = torch.arange(k // sG, device=self.w3.device).view(1, 1, -1) * sG \
-                + torch.arange(sG, device=self.w3.device).view(sG, 1, 1)   # input p*sG + g
-            w3 = self.w3.new_zeros(self.in_channels, k).index_put_(
-                (rows.reshape(-1), cols.expand_as(self.w3).reshape(-1)), self.w3.reshape(-1),
-                accumulate=True)
+        w3 = self.w3 if self.dense else _dense_reactivation_weight(sfr, self.in_channels)
         self.register_buffer('w3_dense', w3.view(*w3.shape, 1, 1), False)
 
     @torch.jit.unused
