@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from ..checkpoint.files import load_state_dict_strict, read_checkpoint, state_dict_of
 from ..models.build import build_model
-from ..models.deploy import fuse_for_inference, switch_model_to_deploy
+from ..models.deploy import fuse_for_inference, sparse_layers, switch_model_to_deploy
 from ..models.forms import DEPLOY, TRAINING, checkpoint_form
 from .runner import load_config, set_model_form
 from .runtimes import check_runtimes, onnxruntime_session, open_session  # noqa: F401
@@ -37,7 +37,9 @@ def load_deploy_model(config: str, checkpoint: str, cfg_options: Optional[dict] 
     and return it in deploy form, eval mode, with its config.
 
     A training-form checkpoint (fully sparsified) is condensed after loading;
-    a deploy-form one is loaded as it is.
+    a deploy-form one is loaded as it is, and so is a model without LGC/SFR layers
+    (a peer such as mmdet's RetinaNet with ShuffleNetV2, exported the same way to
+    compare with).
 
     Raises:
         CheckpointNotFoundError, CheckpointReadError: missing or unreadable file.
@@ -50,7 +52,7 @@ def load_deploy_model(config: str, checkpoint: str, cfg_options: Optional[dict] 
     set_model_form(cfg, form)
     model = build_model(cfg.model, cfg.default_scope)
     load_state_dict_strict(model, state_dict_of(ckpt), checkpoint)
-    if form != DEPLOY:
+    if form != DEPLOY and sparse_layers(model):
         switch_model_to_deploy(model)
     return model.eval(), cfg
 

@@ -204,6 +204,11 @@ def test_whole_detector_for_timing_exports_a_loadable_checkpoint(tmp_path, monke
                                     (416, 416))
     assert out == str(tmp_path / 'det_416x416.onnx') and calls[0][1:] == (out, (416, 416))
     assert type(calls[0][0]).__name__ == 'RetinaNet'
+    # the peer (mmdet's ShuffleNetV2, no LGC/SFR layers) goes through the same export: it
+    # had raised 'has no LGC/SFR layers to convert' after a whole benchmark's first half
+    config = next(iter(benchmark.DETECTOR_PEERS.values()))
+    whole_detector_for_timing(config, ROOT, str(tmp_path), 'peer', (416, 416))
+    assert type(calls[1][0].backbone).__name__ == 'ShuffleNetV2'
 
 
 def test_bad_onnx_options_are_refused():
