@@ -65,7 +65,8 @@ def test_fused_backends_agree(arch, recwarn):
     makes them too, except its own 3x3 kernel (8 groups, maps at least 20 wide: for A and C
     here stages 0-1), equal up to float rounding; so is the export graph ('onnx': depthwise
     3x3, dense reactivation, no in-place writes). Both batch kernels, every path; all
-    inference-only; PyTorch's TorchScript deprecation warning is not passed on."""
+    inference-only; PyTorch's TorchScript deprecation warning is not passed on. The C++
+    loop's batch of 2 runs on 1 thread (image by image) and on more (batched)."""
     model, x, _ = arch_case(arch, seed=4)
     with torch.no_grad():
         ref = model(x)
@@ -87,6 +88,12 @@ def test_fused_backends_agree(arch, recwarn):
                     assert torch.equal(got, exp), (dense_below, batch.shape)
                 assert_same(fused['cpp'](batch), want)
                 assert_same(fused['onnx'](batch), want)
+            threads = torch.get_num_threads()
+            try:  # on one thread the C++ loop runs a batch image by image
+                torch.set_num_threads(1 if threads > 1 else 2)
+                assert_same(fused['cpp'](x), fused['python'](x))
+            finally:
+                torch.set_num_threads(threads)
         assert_same(fused['cpp'](x), ref)
         assert_same(fused['onnx'](x), ref)
     assert not [w for w in recwarn if 'torch.jit' in str(w.message)]
