@@ -2,6 +2,7 @@
 
     python tools/quantize_onnx.py CONFIG MODEL.onnx OUT.onnx [--calib-images 64]
                                   [--calib-split train|val|test] [--no-per-channel]
+                                  [--activations int8|uint8]
                                   [--evaluate [--runtime onnxruntime|openvino] [--threads 1]]
                                   [--cfg-options ...]
 
@@ -9,7 +10,8 @@ MODEL.onnx is a file of tools/export_onnx.py (a classifier, a backbone, or a who
 with --whole-detector) exported from CONFIG. The calibration images are the first
 --calib-images of the config's --calib-split (default: the training images), through the
 config's own test pipeline and data preprocessor. OUT.onnx is a QDQ graph: int8 activations
-and per-channel int8 weights of the Conv / Gemm / MatMul nodes, the rest in float32.
+(--activations uint8: uint8, ONNX Runtime's advice for x86) and per-channel int8 weights of
+the Conv / Gemm / MatMul nodes, the rest in float32.
 
 --evaluate scores MODEL.onnx and OUT.onnx side by side: a classifier's top-1 on the config's
 test split, a whole detector's COCO bbox mAP on its val split (onnxruntime), and the latency
@@ -19,7 +21,7 @@ import argparse
 
 from mmcnv2.apis import INPUT_ERRORS
 from mmcnv2.apis.onnx_eval import compare_precisions
-from mmcnv2.apis.quantize import SPLITS, calibration_feeds, quantize_onnx
+from mmcnv2.apis.quantize import ACTIVATION_TYPES, SPLITS, calibration_feeds, quantize_onnx
 from mmcnv2.apis.runtimes import RUNTIMES
 from mmcnv2_tools.cli import add_cfg_options, exit_on
 
@@ -35,6 +37,8 @@ def parse_args():
                         help='split of the config the calibration images come from')
     parser.add_argument('--no-per-channel', action='store_true',
                         help='one scale per weight tensor instead of per output channel')
+    parser.add_argument('--activations', choices=ACTIVATION_TYPES, default='int8',
+                        help='type of the quantized activations (default int8)')
     parser.add_argument('--evaluate', action='store_true',
                         help='accuracy and latency of the float32 and int8 files side by side')
     parser.add_argument('--runtime', choices=RUNTIMES, default='onnxruntime',
@@ -58,10 +62,11 @@ def main():
 def run(args):
     feeds = calibration_feeds(args.config, args.model, args.calib_images, args.calib_split,
                               args.cfg_options)
-    r = quantize_onnx(args.model, args.out, feeds, per_channel=not args.no_per_channel)
+    r = quantize_onnx(args.model, args.out, feeds, per_channel=not args.no_per_channel,
+                      activations=args.activations)
     print(f"wrote {r['out']}: {r['num_quantize']} QuantizeLinear and {r['num_dequantize']} "
-          f'DequantizeLinear nodes, calibrated on {args.calib_images} images of the '
-          f'{args.calib_split} split')
+          f'DequantizeLinear nodes ({args.activations} activations), calibrated on '
+          f'{args.calib_images} images of the {args.calib_split} split')
     if not args.evaluate:
         return
     rows = compare_precisions(args.config, {'fp32': args.model, 'int8': args.out},

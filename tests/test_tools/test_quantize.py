@@ -47,6 +47,28 @@ def test_cli_quantizes_and_evaluates(digits_onnx, tmp_path, capsys):
         assert (ref.argmax(1) == got.argmax(1)).mean() >= 0.95, runtime
 
 
+def test_uint8_activations(digits_onnx, tmp_path):
+    """``activations='uint8'`` (U8S8): every activation's QuantizeLinear has a uint8 zero
+    point, the weights stay int8 (biases int32), and the logits keep a cosine > 0.99 to
+    float32's."""
+    feeds = calibration_feeds(DIGITS, digits_onnx, 16)
+    out = str(tmp_path / 'digits_u8.onnx')
+    quantize_onnx(digits_onnx, out, feeds, activations='uint8')
+    graph = onnx.load(out).graph
+    zero_points = {i.name: onnx.numpy_helper.to_array(i).dtype for i in graph.initializer}
+    quantized = [zero_points[n.input[2]] for n in graph.node if n.op_type == 'QuantizeLinear']
+    dequantized = {zero_points[n.input[2]] for n in graph.node
+                   if n.op_type == 'DequantizeLinear' and n.input[2] in zero_points}
+    assert len(quantized) > 10 and set(quantized) == {np.dtype(np.uint8)}
+    # activations, weights, biases
+    assert dequantized == {np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.int32)}
+    x = feeds[0]['inputs']
+    ref = open_session(digits_onnx).run({'inputs': x})[0]
+    got = open_session(out).run({'inputs': x})[0]
+    cosine = (ref * got).sum(1) / np.linalg.norm(ref, axis=1) / np.linalg.norm(got, axis=1)
+    assert cosine.min() > 0.99, cosine.min()
+
+
 def test_calibration_feeds_through_the_test_pipeline(digits_onnx):
     """The training digits as the model sees them at test time: normalised to [-1, 1],
     in batches of 8; the last batch holds the rest."""
@@ -80,6 +102,9 @@ def test_bad_arguments_are_refused(digits_onnx, tmp_path):
         quantize_onnx(str(tmp_path / 'missing.onnx'), str(tmp_path / 'q.onnx'), feeds)
     with pytest.raises(ValueError, match='onnx_out must differ from onnx_in'):
         quantize_onnx(digits_onnx, digits_onnx, feeds)
+    with pytest.raises(ValueError, match=r"activations must be one of \('int8', 'uint8'\), "
+                       "got 'fp16'"):
+        quantize_onnx(digits_onnx, str(tmp_path / 'q.onnx'), feeds, activations='fp16')
     with pytest.raises(ValueError, match='calibration needs at least one input dict'):
         quantize_onnx(digits_onnx, str(tmp_path / 'q.onnx'), [])
     with pytest.raises(ValueError, match=r"calibration feeds name \['x'\], .* takes \['inputs'\]"):
