@@ -69,7 +69,7 @@ def run(args):
           f'{args.calib_images} images of the {args.calib_split} split')
     if not args.evaluate:
         return
-    rows = compare_precisions(args.config, {'fp32': args.model, 'int8': args.out},
+    rows = compare_precisions(args.config, {'fp32': args.model, args.activations: args.out},
                               args.runtime, args.threads, cfg_options=args.cfg_options)
     metrics = [k for k in ('top1', 'bbox_mAP', 'bbox_mAP_50') if k in rows[0]]
     print(f'\nprecision  {"  ".join(f"{m:>11}" for m in metrics)}  '
