@@ -286,8 +286,8 @@ at::Tensor dense_stage_forward(const at::Tensor& x, bool downsample, int64_t out
   }
   // On one thread a batch runs image by image: each image's buffer stays in cache through
   // the stage, and the batch-1 products are the faster ones (CondenseNetV2-C at batch 8:
-  // 0.78x the time of the batched loop, tools/benchmark.py). With more threads the batched
-  // products keep them busy (equal at 2 threads, and ahead with more).
+  // 0.7-0.8x the time of the batched loop in paired runs on a 2-core machine). With more
+  // threads the batched loop stays: equal at 2 threads there; more were not measured.
   const int64_t images = n > 1 && at::get_num_threads() == 1 ? n : 1;
   for (int64_t i = 0; i < images; ++i) {
     at::Tensor part = images == 1 ? buf : buf.narrow(0, i, 1);
